@@ -1,0 +1,13 @@
+"""jseg: SegNeXt, SegFormer and CGRSeg in Jittor, numerically equal to the official PyTorch code."""
+from . import _env
+
+_env.prepare()  # must precede the first `import jittor`
+
+import jittor as _jt  # noqa: E402
+
+__version__ = "0.1.0"
+
+# Use the GPU whenever Jittor found one.  Set before any model is built: Jittor
+# picks its CUDA depthwise-conv kernel when nn.Conv2d is constructed.
+if _jt.has_cuda:
+    _jt.flags.use_cuda = 1

@@ -1,0 +1,284 @@
+"""Reading PyTorch/Jittor checkpoints, explicit key maps, strict loading, atomic saving.
+
+Layouts understood (torch is never needed: ``jt.load`` parses ``.pth`` files):
+
+* official segmentor checkpoints ``{'meta', 'state_dict'[, 'optimizer']}`` with
+  ``backbone.`` / ``decode_head.`` keys (mmseg 0.x, SegNeXt release);
+* the mmseg 1.x key layout (``...mlp.dwconv.weight`` instead of ``...mlp.dwconv.dwconv.weight``);
+* ImageNet MSCAN checkpoints ``{'state_dict': {unprefixed backbone keys, head.*}}``
+  (the classifier ``head.*`` is dropped and reported);
+* plain state dicts (``{key: tensor}``), a ``module.`` prefix (DataParallel) stripped;
+* jseg's own ``.pkl`` (``{'meta', 'state_dict': {key: ndarray}}``) and ``.npz`` state dicts.
+
+Every key of the checkpoint ends up in exactly one of: loaded (possibly
+renamed), dropped (with a reason), unexpected; every model key not loaded is
+missing.  ``load_checkpoint`` refuses (``CheckpointError``) when anything is
+missing, unexpected or mis-shaped unless ``strict=False``.
+"""
+import os
+import pickle
+import re
+from collections import OrderedDict
+
+import numpy as np
+import jittor as jt
+
+_SCALAR_KEYS = ("num_batches_tracked",)
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _to_numpy(v):
+    if isinstance(v, jt.Var):
+        return v.numpy()
+    if isinstance(v, np.ndarray):
+        return v
+    if hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor, if torch happens to be installed
+        return v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def read_checkpoint(path):
+    """Read a checkpoint file -> ``(state_dict: OrderedDict[str, ndarray], meta: dict)``."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                obj = {k: z[k] for k in z.files}
+        elif ext == ".pkl":
+            with open(path, "rb") as f:
+                obj = pickle.load(f)
+        else:  # .pth / .pt / .bin: PyTorch zip or legacy pickle
+            obj = jt.load(path)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+    return unwrap_checkpoint(obj, path)
+
+
+def unwrap_checkpoint(obj, name="checkpoint"):
+    """``{'state_dict': ...}`` / ``{'model': ...}`` / plain dict -> ``(OrderedDict of ndarrays, meta)``."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{name}: expected a dict (a state dict or {{'state_dict': ...}}), "
+                              f"got {type(obj).__name__}")
+    meta = {}
+    if "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        sd, meta = obj["state_dict"], obj.get("meta") or {}
+    elif "model" in obj and isinstance(obj["model"], dict):
+        sd, meta = obj["model"], obj.get("meta") or {}
+    else:
+        sd = obj
+    out = OrderedDict()
+    for k, v in sd.items():
+        if not isinstance(k, str):
+            raise CheckpointError(f"{name}: state-dict key {k!r} is not a string")
+        if isinstance(v, dict):
+            raise CheckpointError(f"{name}: entry {k!r} is a dict, not a tensor; is this a state dict?")
+        out[k[len("module."):] if k.startswith("module.") else k] = _to_numpy(v)
+    if not out:
+        raise CheckpointError(f"{name}: the state dict is empty")
+    return out, dict(meta)
+
+
+# ----------------------------------------------------------------------------- key maps
+
+# mmseg 1.x inlines MSCAN's DWConv wrapper: block{i}.{j}.mlp.dwconv.{w,b} <-> official ...mlp.dwconv.dwconv.{w,b}
+_MM1_RENAMES = [(re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.(weight|bias)$"), r"\1.dwconv.\2")]
+_BACKBONE_HINTS = ("patch_embed", "block", "norm")
+
+
+class LoadReport:
+    """What a key map did: layout, renamed/dropped keys, and the strict-check findings."""
+
+    def __init__(self, layout):
+        self.layout = layout
+        self.renamed = []      # (checkpoint key, model key)
+        self.dropped = []      # (checkpoint key, reason)
+        self.missing = []      # model keys absent from the checkpoint
+        self.unexpected = []   # checkpoint keys the model does not have
+        self.mismatched = []   # (key, checkpoint shape, model shape)
+        self.loaded = 0
+
+    @property
+    def ok(self):
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    @staticmethod
+    def _fmt(items, limit=20):
+        items = [str(i) for i in items]
+        more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+        return ", ".join(items[:limit]) + more
+
+    def problems(self):
+        lines = []
+        if self.missing:
+            lines.append(f"missing keys ({len(self.missing)}): {self._fmt(self.missing)}")
+        if self.unexpected:
+            lines.append(f"unexpected keys ({len(self.unexpected)}): {self._fmt(self.unexpected)}")
+        if self.mismatched:
+            lines.append(f"wrong shapes ({len(self.mismatched)}): " + self._fmt(
+                f"{k} checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched))
+        return lines
+
+    def __str__(self):
+        lines = [f"checkpoint layout: {self.layout}; loaded {self.loaded} tensors"]
+        if self.renamed:
+            lines.append(f"renamed ({len(self.renamed)}): " + self._fmt([f"{a} -> {b}" for a, b in self.renamed], 5))
+        if self.dropped:
+            reasons = {}
+            for k, why in self.dropped:
+                reasons.setdefault(why, []).append(k)
+            for why, keys in reasons.items():
+                lines.append(f"dropped ({len(keys)}, {why}): {self._fmt(keys, 5)}")
+        return "\n".join(lines + self.problems())
+
+
+def detect_layout(keys):
+    keys = list(keys)
+    if any(k.startswith(("backbone.", "decode_head.")) for k in keys):
+        return "segmentor"
+    if any(k.startswith(_BACKBONE_HINTS) for k in keys):
+        return "backbone"
+    return "unknown"
+
+
+def map_keys(ckpt_keys, model_keys, target="segmentor"):
+    """Explicit key map: ``{checkpoint key: model key}`` plus a LoadReport accounting for every key.
+
+    ``target``: ``'segmentor'`` (model keys start with backbone./decode_head.) or ``'backbone'``.
+    """
+    model_keys = set(model_keys)
+    layout = detect_layout(ckpt_keys)
+    report = LoadReport(layout)
+    mapping = OrderedDict()
+    for k in ckpt_keys:
+        dst = k
+        if target == "segmentor" and layout == "backbone":
+            if k.startswith("head."):
+                report.dropped.append((k, "ImageNet classifier head"))
+                continue
+            dst = "backbone." + k
+        elif target == "backbone" and layout == "segmentor":
+            if not k.startswith("backbone."):
+                report.dropped.append((k, "not a backbone key"))
+                continue
+            dst = k[len("backbone."):]
+        elif target == "backbone" and layout == "backbone" and k.startswith("head."):
+            report.dropped.append((k, "ImageNet classifier head"))
+            continue
+        if dst not in model_keys:
+            for pattern, repl in _MM1_RENAMES:
+                alt = pattern.sub(repl, dst)
+                if alt != dst and alt in model_keys:
+                    report.renamed.append((k, alt))
+                    dst = alt
+                    break
+        if dst in model_keys:
+            if dst in mapping.values():
+                raise CheckpointError(f"two checkpoint keys map to model key {dst!r}")
+            mapping[k] = dst
+        else:
+            report.unexpected.append(k)
+    report.missing = sorted(model_keys - set(mapping.values()))
+    return mapping, report
+
+
+def to_official_keys(state_dict):
+    """Rename mmseg-1.x keys to the official layout (used by the converter without a model)."""
+    out, renamed = OrderedDict(), []
+    for k, v in state_dict.items():
+        dst = k
+        for pattern, repl in _MM1_RENAMES:
+            if pattern.match(k) and ".dwconv.dwconv." not in k:
+                dst = pattern.sub(repl, k)
+                renamed.append((k, dst))
+        out[dst] = v
+    return out, renamed
+
+
+# ----------------------------------------------------------------------------- model <-> arrays
+
+
+def _same_shape(a, b, key):
+    a, b = tuple(a), tuple(b)
+    if a == b:
+        return True
+    # 0-d buffers: PyTorch saves (), Jittor holds them as (1,)
+    return key.endswith(_SCALAR_KEYS) and int(np.prod(a)) == int(np.prod(b)) == 1
+
+
+def model_state_dict(model):
+    """``{key: ndarray}`` with the official shapes/dtypes (``num_batches_tracked``: 0-d int64)."""
+    out = OrderedDict()
+    for k, v in model.state_dict().items():
+        a = v.numpy()
+        if k.endswith(_SCALAR_KEYS):
+            a = np.asarray(a.reshape(()), dtype=np.int64)
+        out[k] = a
+    return out
+
+
+def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoint"):
+    """Load ``{key: array}`` into ``model`` through the key map; returns the LoadReport.
+
+    ``strict``: raise ``CheckpointError`` naming missing / unexpected / wrong-shape keys.
+    Nothing is written into the model when the strict check fails.
+    """
+    params = model.state_dict()
+    if target is None:
+        target = "segmentor" if any(k.startswith("backbone.") for k in params) else "backbone"
+    mapping, report = map_keys(list(state_dict), list(params), target)
+    for src, dst in mapping.items():
+        shape = state_dict[src].shape
+        if not _same_shape(shape, params[dst].shape, dst):
+            report.mismatched.append((dst, shape, tuple(params[dst].shape)))
+    if strict and not report.ok:
+        raise CheckpointError(f"{name} does not match the model:\n  " + "\n  ".join(report.problems())
+                              + "\n(pass strict=False / --no-strict to load the matching keys anyway)")
+    bad = {k for k, _, _ in report.mismatched}
+    for src, dst in mapping.items():
+        if dst in bad:
+            continue
+        var = params[dst]
+        value = np.asarray(state_dict[src]).reshape(var.shape).astype(str(var.dtype), copy=False)
+        var.update(jt.array(value))
+        report.loaded += 1
+    jt.sync_all()
+    return report
+
+
+def load_checkpoint(model, path, strict=True, target=None, logger=None):
+    """Read ``path`` (.pth/.pkl/.npz) and load it into ``model``; returns ``(report, meta)``."""
+    state_dict, meta = read_checkpoint(path)
+    report = load_state_dict(model, state_dict, strict=strict, target=target, name=path)
+    if logger is not None:
+        logger(f"loaded {path}\n{report}")
+    return report, meta
+
+
+def save_checkpoint(path, model=None, state_dict=None, meta=None, optimizer=None):
+    """Write ``{'meta', 'state_dict'[, 'optimizer']}`` as a pickle of NumPy arrays, atomically."""
+    if state_dict is None:
+        state_dict = model_state_dict(model)
+    obj = {"meta": dict(meta or {}), "state_dict": OrderedDict((k, _to_numpy(v)) for k, v in state_dict.items())}
+    if optimizer is not None:
+        obj["optimizer"] = optimizer
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f, protocol=4)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,188 @@
+"""Python/YAML/JSON configs with mmseg-style ``_base_`` inheritance.
+
+* A ``.py`` config is executed; its public top-level names (not modules,
+  functions or classes) form the config.  ``_base_`` (a path or list of paths,
+  relative to the file) is loaded first and the child is merged into it.
+* Merging is recursive for dicts; a child dict with ``_delete_=True`` replaces
+  the base dict instead of merging into it.
+* ``Config.merge_options({'model.decode_head.num_classes': 19})`` applies
+  command-line overrides (``--cfg-options``); values are parsed as Python
+  literals where possible.
+"""
+import ast
+import copy
+import json
+import os
+import pprint
+import types
+
+import yaml
+
+BASE_KEY = "_base_"
+DELETE_KEY = "_delete_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class ConfigDict(dict):
+    """A dict whose keys can also be read and written as attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"config has no key {name!r}") from None
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+    def __deepcopy__(self, memo):
+        return ConfigDict({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+
+def _wrap(obj):
+    if isinstance(obj, dict):
+        return ConfigDict({k: _wrap(v) for k, v in obj.items()})
+    if isinstance(obj, list):
+        return [_wrap(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_wrap(v) for v in obj)
+    return obj
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
+def merge(base, child):
+    """Recursively merge ``child`` into a copy of ``base`` (mmcv semantics)."""
+    out = copy.deepcopy(base)
+    for k, v in child.items():
+        if isinstance(v, dict):
+            v = dict(v)
+            delete = v.pop(DELETE_KEY, False)
+            if not delete and isinstance(out.get(k), dict):
+                out[k] = merge(out[k], v)
+                continue
+            out[k] = merge({}, v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_file(path):
+    ext = os.path.splitext(path)[1]
+    if ext == ".py":
+        with open(path) as f:
+            src = f.read()
+        ns = {"__file__": path, "__name__": "__jseg_config__"}
+        try:
+            exec(compile(src, path, "exec"), ns)
+        except Exception as e:
+            raise ConfigError(f"error while executing config {path}: {type(e).__name__}: {e}") from e
+        return {k: v for k, v in ns.items()
+                if not k.startswith("__") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
+    if ext in (".yaml", ".yml"):
+        with open(path) as f:
+            return yaml.safe_load(f) or {}
+    if ext == ".json":
+        with open(path) as f:
+            return json.load(f)
+    raise ConfigError(f"unsupported config file type {ext!r} for {path} (expected .py, .yaml, .yml or .json)")
+
+
+def _load(path, chain):
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    if path in chain:
+        raise ConfigError(f"circular _base_ inheritance: {' -> '.join(chain + [path])}")
+    raw = _read_file(path)
+    bases = raw.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged = {}
+    for b in bases:
+        bpath = os.path.join(os.path.dirname(path), b)
+        base_cfg = _load(bpath, chain + [path])
+        dup = set(merged) & set(base_cfg)
+        if dup:
+            raise ConfigError(f"{path}: keys {sorted(dup)} are defined in more than one _base_ file")
+        merged.update(base_cfg)
+    return merge(merged, raw)
+
+
+def _parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        return text
+
+
+class Config(ConfigDict):
+    """A loaded config; ``Config.fromfile(path)`` is the usual entry point."""
+
+    @classmethod
+    def fromfile(cls, path):
+        cfg = cls(_wrap(_load(path, [])))
+        object.__setattr__(cfg, "filename", os.path.abspath(path))
+        return cfg
+
+    filename = None  # set by fromfile (an attribute, not a config key)
+
+    def merge_options(self, options):
+        """Apply ``{'a.b.c': value}`` overrides; string values are parsed as literals."""
+        for dotted, value in options.items():
+            if isinstance(value, str):
+                value = _parse_value(value)
+            node = self
+            keys = dotted.split(".")
+            for k in keys[:-1]:
+                if isinstance(node, list):
+                    node = node[int(k)]
+                    continue
+                if k not in node or not isinstance(node[k], (dict, list)):
+                    node[k] = ConfigDict()
+                node = node[k]
+            last = keys[-1]
+            if isinstance(node, list):
+                node[int(last)] = _wrap(value)
+            else:
+                node[last] = _wrap(value)
+        return self
+
+    def to_dict(self):
+        return {k: _plain(v) for k, v in self.items()}
+
+    def pretty_text(self):
+        lines = [f"{k} = {pprint.pformat(v, sort_dicts=False, width=100)}" for k, v in self.to_dict().items()]
+        return "\n".join(lines) + "\n"
+
+    def dump(self, path):
+        """Write the merged config as a standalone ``.py`` file (atomically)."""
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(self.pretty_text())
+        os.replace(tmp, path)
+
+
+def parse_cfg_options(items):
+    """``['a.b=1', 'c=[1,2]']`` (from argparse) -> ``{'a.b': '1', 'c': '[1,2]'}``."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--cfg-options expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out

@@ -1,0 +1,216 @@
+"""MSCAN, the convolutional encoder of SegNeXt.
+
+Official source: ``Visual-Attention-Network/SegNeXt`` @ c87bcae,
+``mmseg/models/backbones/mscan.py`` (mmseg 0.24.1).  Paper: Guo et al.,
+"SegNeXt: Rethinking Convolutional Attention Design for Semantic
+Segmentation", NeurIPS 2022, Sec. 3.1, Eq. (1)-(2), Table 2.
+
+Layout note: the official blocks take ``(B, N, C)`` tokens and reshape to
+NCHW inside every block.  Here feature maps stay NCHW through a whole stage
+(the per-stage LayerNorm normalises over the channel axis), which is the same
+computation without the reshapes.  Attribute names equal the official
+state-dict names (``block1.0.attn.spatial_gating_unit.conv0_1.weight`` ...).
+"""
+import numpy as np
+import jittor as jt
+from jittor import nn
+
+from ...registry import MODELS
+from ..layers import (GELU, DropPath, Dropout, LayerNorm, BatchNorm2d, GroupNorm, build_norm_layer,
+                      constant_init_, conv2d, fan_out_normal_init_)
+
+_DEFAULT_NORM = dict(type="SyncBN", requires_grad=True)
+
+
+class StemConv(nn.Module):
+    """Stage-1 patch embedding: two 3x3 stride-2 convs with BN (GELU between); stride 4 in total."""
+
+    def __init__(self, in_channels, out_channels, norm_cfg=_DEFAULT_NORM):
+        self.proj = nn.Sequential(
+            conv2d(in_channels, out_channels // 2, 3, stride=2, padding=1),
+            build_norm_layer(norm_cfg, out_channels // 2)[1],
+            GELU(),
+            conv2d(out_channels // 2, out_channels, 3, stride=2, padding=1),
+            build_norm_layer(norm_cfg, out_channels)[1],
+        )
+
+    def execute(self, x):
+        return self.proj(x)
+
+
+class OverlapPatchEmbed(nn.Module):
+    """Stages 2-4 patch embedding: 3x3 stride-2 conv (padding ``patch_size // 2``) then BN."""
+
+    def __init__(self, patch_size=3, stride=2, in_chans=3, embed_dim=768, norm_cfg=_DEFAULT_NORM):
+        self.proj = conv2d(in_chans, embed_dim, patch_size, stride=stride, padding=patch_size // 2)
+        self.norm = build_norm_layer(norm_cfg, embed_dim)[1]
+
+    def execute(self, x):
+        return self.norm(self.proj(x))
+
+
+class AttentionModule(nn.Module):
+    """MSCA, the multi-scale convolutional attention (paper Eq. 1-2).
+
+    ``Att = Conv1x1(DW5x5(F) + sum_i DW_{k_i x 1}(DW_{1 x k_i}(DW5x5(F))))``, k = 7, 11, 21;
+    ``Out = Att * F``.  All convs are depth-wise with bias except the 1x1 ``conv3``.
+    """
+
+    def __init__(self, dim):
+        self.conv0 = conv2d(dim, dim, 5, padding=2, groups=dim)
+        self.conv0_1 = conv2d(dim, dim, (1, 7), padding=(0, 3), groups=dim)
+        self.conv0_2 = conv2d(dim, dim, (7, 1), padding=(3, 0), groups=dim)
+        self.conv1_1 = conv2d(dim, dim, (1, 11), padding=(0, 5), groups=dim)
+        self.conv1_2 = conv2d(dim, dim, (11, 1), padding=(5, 0), groups=dim)
+        self.conv2_1 = conv2d(dim, dim, (1, 21), padding=(0, 10), groups=dim)
+        self.conv2_2 = conv2d(dim, dim, (21, 1), padding=(10, 0), groups=dim)
+        self.conv3 = conv2d(dim, dim, 1)
+
+    def execute(self, x):
+        attn = self.conv0(x)
+        attn_0 = self.conv0_2(self.conv0_1(attn))
+        attn_1 = self.conv1_2(self.conv1_1(attn))
+        attn_2 = self.conv2_2(self.conv2_1(attn))
+        attn = self.conv3(attn + attn_0 + attn_1 + attn_2)
+        return attn * x
+
+
+class SpatialAttention(nn.Module):
+    """``proj_1 -> GELU -> MSCA -> proj_2``, plus a shortcut from its (already normalised) input."""
+
+    def __init__(self, d_model):
+        self.proj_1 = conv2d(d_model, d_model, 1)
+        self.activation = GELU()
+        self.spatial_gating_unit = AttentionModule(d_model)
+        self.proj_2 = conv2d(d_model, d_model, 1)
+
+    def execute(self, x):
+        shortcut = x
+        x = self.proj_2(self.spatial_gating_unit(self.activation(self.proj_1(x))))
+        return x + shortcut
+
+
+class DWConv(nn.Module):
+    """3x3 depth-wise conv; a wrapper only so the key reads ``mlp.dwconv.dwconv.weight`` as officially."""
+
+    def __init__(self, dim):
+        self.dwconv = conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def execute(self, x):
+        return self.dwconv(x)
+
+
+class Mlp(nn.Module):
+    """Conv feed-forward: ``fc1 (1x1) -> DW3x3 -> GELU -> drop -> fc2 (1x1) -> drop``."""
+
+    def __init__(self, in_features, hidden_features, drop=0.0):
+        self.fc1 = conv2d(in_features, hidden_features, 1)
+        self.dwconv = DWConv(hidden_features)
+        self.act = GELU()
+        self.fc2 = conv2d(hidden_features, in_features, 1)
+        self.drop = Dropout(drop)
+
+    def execute(self, x):
+        x = self.drop(self.act(self.dwconv(self.fc1(x))))
+        return self.drop(self.fc2(x))
+
+
+class Block(nn.Module):
+    """MSCAN block (NCHW in and out)::
+
+        x = x + drop_path(layer_scale_1 * attn(norm1(x)))
+        x = x + drop_path(layer_scale_2 * mlp(norm2(x)))
+
+    ``norm1``/``norm2`` are BatchNorm (paper Sec. 3.1), layer scales start at 1e-2.
+    """
+
+    def __init__(self, dim, mlp_ratio=4.0, drop=0.0, drop_path=0.0, norm_cfg=_DEFAULT_NORM):
+        self.layer_scale_1 = jt.full((dim,), 1e-2, "float32")
+        self.layer_scale_2 = jt.full((dim,), 1e-2, "float32")
+        self.norm1 = build_norm_layer(norm_cfg, dim)[1]
+        self.attn = SpatialAttention(dim)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def execute(self, x):
+        ls1 = self.layer_scale_1.reshape((1, -1, 1, 1))
+        ls2 = self.layer_scale_2.reshape((1, -1, 1, 1))
+        x = x + self.drop_path(ls1 * self.attn(self.norm1(x)))
+        x = x + self.drop_path(ls2 * self.mlp(self.norm2(x)))
+        return x
+
+
+@MODELS.register()
+class MSCAN(nn.Module):
+    """Multi-Scale Convolutional Attention Network (4 stages, strides 4/8/16/32).
+
+    Args:
+        in_chans: input channels.
+        embed_dims: channels per stage (T: [32,64,160,256]; S/B/L: [64,128,320,512]).
+        mlp_ratios: MLP expansion per stage ([8,8,4,4] in all variants).
+        drop_rate: MLP dropout (0 in all official configs).
+        drop_path_rate: stochastic depth, linearly increased over all blocks.
+        depths: blocks per stage (T [3,3,5,2], S [2,2,4,2], B [3,3,12,3], L [3,5,27,3]).
+        num_stages: 4.
+        norm_cfg: norm of blocks and patch embeddings (official: SyncBN; ``BN`` for per-process BN).
+        pretrained: optional path of an ImageNet MSCAN or segmentor checkpoint, loaded by ``init_weights``.
+    Returns (execute): list of the four stage outputs, NCHW.
+    """
+
+    def __init__(self, in_chans=3, embed_dims=(64, 128, 256, 512), mlp_ratios=(4, 4, 4, 4), drop_rate=0.0,
+                 drop_path_rate=0.0, depths=(3, 4, 6, 3), num_stages=4, norm_cfg=_DEFAULT_NORM,
+                 pretrained=None, init_cfg=None):
+        if not (len(embed_dims) == len(mlp_ratios) == len(depths) == num_stages):
+            raise ValueError(f"MSCAN: embed_dims {embed_dims}, mlp_ratios {mlp_ratios} and depths {depths} "
+                             f"must all have num_stages={num_stages} entries")
+        self.depths = list(depths)
+        self.num_stages = num_stages
+        self.embed_dims = list(embed_dims)
+        if init_cfg is not None and pretrained is None:
+            if init_cfg.get("type") != "Pretrained" or "checkpoint" not in init_cfg:
+                raise ValueError(f"MSCAN init_cfg must be dict(type='Pretrained', checkpoint=PATH), got {init_cfg}")
+            pretrained = init_cfg["checkpoint"]
+        self.pretrained = pretrained
+        dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()
+        cur = 0
+        for i in range(num_stages):
+            if i == 0:
+                patch_embed = StemConv(in_chans, embed_dims[0], norm_cfg=norm_cfg)
+            else:
+                patch_embed = OverlapPatchEmbed(patch_size=3, stride=2, in_chans=embed_dims[i - 1],
+                                                embed_dim=embed_dims[i], norm_cfg=norm_cfg)
+            block = nn.ModuleList([Block(embed_dims[i], mlp_ratios[i], drop_rate, dpr[cur + j], norm_cfg)
+                                   for j in range(depths[i])])
+            norm = LayerNorm(embed_dims[i], axis=1)
+            cur += depths[i]
+            setattr(self, f"patch_embed{i + 1}", patch_embed)
+            setattr(self, f"block{i + 1}", block)
+            setattr(self, f"norm{i + 1}", norm)
+        self._init_random()
+
+    def _init_random(self):
+        """Official ``init_weights`` without a checkpoint: convs N(0, sqrt(2/fan_out)), bias 0; norms (1, 0)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out_normal_init_(m)
+            elif isinstance(m, (LayerNorm, BatchNorm2d, GroupNorm)):
+                constant_init_(m.weight, 1.0)
+                constant_init_(m.bias, 0.0)
+
+    def init_weights(self):
+        """Load ``pretrained`` (ImageNet MSCAN checkpoint: classifier ``head.*`` is dropped and reported)."""
+        if self.pretrained:
+            from ...checkpoint import load_checkpoint
+            return load_checkpoint(self, self.pretrained, strict=True, target="backbone")
+        return None
+
+    def execute(self, x):
+        outs = []
+        for i in range(self.num_stages):
+            x = getattr(self, f"patch_embed{i + 1}")(x)
+            for blk in getattr(self, f"block{i + 1}"):
+                x = blk(x)
+            x = getattr(self, f"norm{i + 1}")(x)
+            outs.append(x)
+        return outs

@@ -1,0 +1,52 @@
+"""A small registry: ``type`` name in a config dict -> class, and ``build``.
+
+No global config object: a registry only maps names to classes.
+"""
+import inspect
+
+
+class Registry:
+    def __init__(self, name):
+        self.name = name
+        self._classes = {}
+
+    def __contains__(self, name):
+        return name in self._classes
+
+    def __repr__(self):
+        return f"Registry({self.name}: {sorted(self._classes)})"
+
+    def register(self, cls=None, *, name=None):
+        """Use as ``@REG.register()`` or ``@REG.register(name='Alias')``."""
+        def add(c):
+            key = name or c.__name__
+            if key in self._classes and self._classes[key] is not c:
+                raise KeyError(f"{key!r} is already registered in {self.name}")
+            self._classes[key] = c
+            return c
+        return add(cls) if cls is not None else add
+
+    def get(self, name):
+        if name not in self._classes:
+            raise KeyError(f"unknown {self.name} type {name!r}; registered: {', '.join(sorted(self._classes))}")
+        return self._classes[name]
+
+    def build(self, cfg, **defaults):
+        """Instantiate ``cfg['type']`` with the other keys (plus ``defaults``) as arguments."""
+        if not isinstance(cfg, dict) or "type" not in cfg:
+            raise TypeError(f"{self.name} config must be a dict with a 'type' key, got {cfg!r}")
+        args = {k: v for k, v in cfg.items() if k != "type"}
+        for k, v in defaults.items():
+            args.setdefault(k, v)
+        cls = self.get(cfg["type"])
+        sig = inspect.signature(cls.__init__)
+        accepts_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+        if not accepts_any:
+            unknown = sorted(set(args) - set(sig.parameters))
+            if unknown:
+                raise TypeError(f"{cfg['type']} ({self.name}) got unexpected config keys {unknown}; "
+                                f"accepted: {[p for p in sig.parameters if p != 'self']}")
+        return cls(**args)
+
+
+MODELS = Registry("model")
