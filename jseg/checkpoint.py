@@ -246,7 +246,8 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
         if dst in bad:
             continue
         var = params[dst]
-        value = np.asarray(state_dict[src]).reshape(var.shape).astype(str(var.dtype), copy=False)
+        # an owned C-contiguous copy: jt.array on views into an unpickled buffer segfaulted later (observed)
+        value = np.array(state_dict[src], dtype=str(var.dtype), order="C", copy=True).reshape(var.shape)
         var.update(jt.array(value))
         report.loaded += 1
     jt.sync_all()

@@ -86,7 +86,7 @@ class NMF2D(nn.Module):
 
     def inject_bases(self, bases_list):
         """Queue already-normalised bases, one ``(B*S, D, R)`` array per coming forward, used in order."""
-        self._injected.extend(np.asarray(b, dtype=np.float32) for b in bases_list)
+        self._injected.extend(np.array(b, dtype=np.float32, order="C", copy=True) for b in bases_list)
 
     def pending_bases(self):
         return len(self._injected)

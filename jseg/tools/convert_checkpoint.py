@@ -1,0 +1,87 @@
+"""Convert a PyTorch checkpoint into a jseg (Jittor) checkpoint.
+
+    python -m jseg.tools.convert_checkpoint SRC.pth DST.pkl [--config CONFIG] [--no-strict]
+
+SRC may be an official SegNeXt segmentor checkpoint, an mmseg-1.x one, an
+ImageNet MSCAN backbone checkpoint (its classifier ``head.*`` is dropped) or a
+plain state dict.  Keys are written with the official names, so DST loads into
+jseg (and gives the same outputs as SRC).  The weights are checked against a
+model built from ``--config`` or, if absent, from the config text that official
+checkpoints carry in ``meta['config']``; without either the keys are converted
+unchecked (a warning says so).  The optimizer state is not carried over.
+DST is written atomically (never a half-written file).
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+from ..checkpoint import (CheckpointError, detect_layout, load_state_dict, model_state_dict, read_checkpoint,
+                          save_checkpoint, to_official_keys)
+from ..config import Config, ConfigError
+
+
+def _config_from_meta(text):
+    """Load the config text embedded by mmcv in ``meta['config']``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(text)
+    try:
+        return Config.fromfile(f.name)
+    finally:
+        os.unlink(f.name)
+
+
+def convert(src, dst, config=None, strict=True, out=print):
+    from .. import __version__
+    from ..models import build_segmentor
+
+    state_dict, meta = read_checkpoint(src)
+    layout = detect_layout(state_dict)
+    cfg, cfg_source = None, None
+    if config:
+        cfg, cfg_source = Config.fromfile(config), config
+    elif isinstance(meta.get("config"), str) and "model" in meta["config"]:
+        try:
+            cfg, cfg_source = _config_from_meta(meta["config"]), "meta['config'] of the checkpoint"
+        except ConfigError as e:
+            out(f"warning: could not read the config embedded in {src}: {e}")
+    if cfg is not None:
+        model = build_segmentor(cfg.model)
+        target = model.backbone if layout == "backbone" else model
+        report = load_state_dict(target, state_dict, strict=strict, name=src)
+        out(f"checked against the model of {cfg_source}\n{report}")
+        converted = model_state_dict(target)
+        if not strict:  # keep only what was actually loaded: never invent weights for missing keys
+            missing = set(report.missing) | {k for k, _, _ in report.mismatched}
+            converted = {k: v for k, v in converted.items() if k not in missing}
+    else:
+        converted, renamed = to_official_keys(state_dict)
+        out(f"warning: no config given and none embedded in {src}: keys converted without checking them "
+            f"against a model (pass --config to check). layout: {layout}; renamed {len(renamed)} keys")
+    new_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, list, tuple, dict))}
+    new_meta.update(jseg_version=__version__, converted_from=os.path.abspath(src), layout=layout)
+    if cfg is not None:
+        new_meta["config"] = cfg.pretty_text()
+    save_checkpoint(dst, state_dict=converted, meta=new_meta)
+    out(f"wrote {dst} ({len(converted)} tensors)")
+    return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m jseg.tools.convert_checkpoint",
+                                description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src", help="PyTorch checkpoint (.pth) or state dict (.pkl/.npz)")
+    p.add_argument("dst", help="output jseg checkpoint (.pkl)")
+    p.add_argument("--config", help="model config to check the weights against")
+    p.add_argument("--no-strict", action="store_true", help="convert even if keys are missing/unexpected")
+    a = p.parse_args(argv)
+    try:
+        return convert(a.src, a.dst, a.config, strict=not a.no_strict)
+    except (CheckpointError, ConfigError) as e:
+        print(f"convert_checkpoint: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
