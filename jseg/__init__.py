@@ -5,7 +5,7 @@ _env.prepare()  # must precede the first `import jittor`
 
 import jittor as _jt  # noqa: E402
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 # Use the GPU whenever Jittor found one.  Set before any model is built: Jittor
 # picks its CUDA depthwise-conv kernel when nn.Conv2d is constructed.

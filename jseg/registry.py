@@ -2,15 +2,25 @@
 
 No global config object: a registry only maps names to classes.
 """
+import importlib
 import inspect
 
 
 class Registry:
-    def __init__(self, name):
+    """``autoload``: module imported on the first lookup so that its classes are registered."""
+
+    def __init__(self, name, autoload=None):
         self.name = name
         self._classes = {}
+        self._autoload = autoload
+
+    def _load(self):
+        if self._autoload:
+            module, self._autoload = self._autoload, None
+            importlib.import_module(module)
 
     def __contains__(self, name):
+        self._load()
         return name in self._classes
 
     def __repr__(self):
@@ -27,6 +37,7 @@ class Registry:
         return add(cls) if cls is not None else add
 
     def get(self, name):
+        self._load()
         if name not in self._classes:
             raise KeyError(f"unknown {self.name} type {name!r}; registered: {', '.join(sorted(self._classes))}")
         return self._classes[name]
@@ -49,4 +60,4 @@ class Registry:
         return cls(**args)
 
 
-MODELS = Registry("model")
+MODELS = Registry("model", autoload="jseg.models")

@@ -1,0 +1,43 @@
+"""import jseg prepares Jittor: CPU-only without a CUDA driver, oneDNN hooked in, no user exports."""
+import os
+import subprocess
+import sys
+
+import jittor as jt
+
+import jseg
+from jseg import _env
+from tests.helpers import ROOT
+
+
+def test_env_decisions_match_this_machine():
+    state = _env.STATE
+    assert state["prepared"]
+    if not state["cuda_driver"]:
+        assert os.environ.get("nvcc_path") == ""
+        assert not jt.has_cuda and not jt.flags.use_cuda
+    else:
+        assert jt.flags.use_cuda == int(bool(jt.has_cuda))
+
+
+def test_onednn_is_used_when_debian_libdnnl_is_installed():
+    import jittor.compile_extern as ce
+    if os.path.exists("/usr/include/oneapi/dnnl/dnnl.hpp") and os.environ.get("use_mkl") != "0":
+        assert ce.mkl_ops is not None, _env.STATE
+        assert state_is_linked(_env.STATE["onednn"])
+
+
+def state_is_linked(msg):
+    return msg is not None and ("libdnnl" in msg or "oneDNN at" in msg)
+
+
+def test_plain_import_in_a_clean_environment():
+    """No exported variables: importing jseg and running a conv works and says nothing alarming."""
+    env = {k: v for k, v in os.environ.items() if k not in ("nvcc_path", "use_mkl", "log_silent")}
+    code = ("import jseg, jittor as jt; x = jt.ones((1, 3, 8, 8)); "
+            "w = jt.nn.Conv2d(3, 4, 3, padding=1); print('OUT', float(w(x).sum().item()) == float(w(x).sum().item()))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "OUT True" in r.stdout, r.stdout + r.stderr
+    if os.path.exists("/usr/include/oneapi/dnnl/dnnl.hpp"):
+        assert "oneDNN not found" not in r.stderr
+    assert jseg.__version__
