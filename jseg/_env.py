@@ -97,7 +97,8 @@ def prepare():
     os.environ.setdefault("log_silent", "1")
     onednn = _setup_onednn()
     STATE["onednn"] = onednn
-    if onednn is None and not cuda:
+    rank = os.environ.get("OMPI_COMM_WORLD_RANK", "0")
+    if onednn is None and not cuda and rank == "0":  # once, not once per MPI rank
         sys.stderr.write(
             "jseg: oneDNN not found; Jittor's CPU convolutions will use the slow single-threaded "
             "fallback (~100x slower). Install it with: apt-get install libdnnl-dev\n")

@@ -229,6 +229,8 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
 
     ``strict``: raise ``CheckpointError`` naming missing / unexpected / wrong-shape keys.
     Nothing is written into the model when the strict check fails.
+    ``target``: ``'segmentor'``, ``'backbone'`` (inferred from the model's keys when None), or any other
+    value for a bare module (keys used as they are).
     """
     params = model.state_dict()
     if target is None:

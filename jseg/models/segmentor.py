@@ -176,7 +176,7 @@ class EncoderDecoder(nn.Module):
         return total / len(views)
 
     def predict(self, img, scales=(1.0,), flip=False, ori_shape=None):
-        """Label map (B, H, W) for normalised images, with optional multi-scale/flip TTA.
+        """Label map (B, H, W) for normalised images, with optional multi-scale/flip TTA (sets eval mode).
 
         The model resizes the normalised input itself (bilinear) for each scale;
         the dataset test pipeline (which resizes raw images) gives mmseg's exact
