@@ -27,6 +27,20 @@ def resize(x, size, mode="bilinear", align_corners=False):
     return nn.interpolate(x, size=size, mode=mode, align_corners=align_corners)
 
 
+def bmm(a, b):
+    """Batched matmul ``(B, n, m) @ (B, m, k)``.
+
+    On CPU Jittor hands only 2-D matmuls to oneDNN (its 3-D ``nn.bmm`` is a
+    plain broadcast-multiply-sum, 25-40x slower), so the batch is looped over.
+    Keep big operands un-transposed: a transposed view also defeats oneDNN.
+    """
+    if jt.flags.use_cuda:
+        return nn.bmm(a, b)
+    if a.shape[0] == 1:
+        return jt.matmul(a[0], b[0]).unsqueeze(0)
+    return jt.stack([jt.matmul(a[i], b[i]) for i in range(a.shape[0])])
+
+
 def _channel_view(v, ndim, axis=1):
     """Reshape a per-channel vector to broadcast against an ``ndim`` tensor along ``axis``."""
     shape = [1] * ndim

@@ -23,7 +23,7 @@ import jittor as jt
 from jittor import nn
 
 from ...registry import MODELS
-from ..layers import ConvModule, resize
+from ..layers import ConvModule, bmm, resize
 from .decode_head import BaseDecodeHead
 
 # Official ham_kwargs keys (OFF upper case; mmseg 1.x lower case) -> NMF2D argument.
@@ -111,21 +111,26 @@ class NMF2D(nn.Module):
 
     # -- multiplicative updates (paper Eq. 9-10) ------------------------------------------
     @staticmethod
+    def xt_bases(x, bases):
+        """``x^T B`` (B*S, N, R), computed as ``(B^T x)^T`` so the big ``x`` is not a transposed operand."""
+        return bmm(bases.transpose(0, 2, 1), x).transpose(0, 2, 1)
+
+    @staticmethod
     def update_coef(x, bases, coef):
         """``coef <- coef * (x^T B) / (coef (B^T B) + eps)``."""
-        numerator = nn.bmm(x.transpose(0, 2, 1), bases)
-        denominator = nn.bmm(coef, nn.bmm(bases.transpose(0, 2, 1), bases))
+        numerator = NMF2D.xt_bases(x, bases)
+        denominator = bmm(coef, bmm(bases.transpose(0, 2, 1), bases))
         return coef * numerator / (denominator + 1e-6)
 
     @staticmethod
     def update_bases(x, bases, coef):
         """``B <- B * (x C) / (B (C^T C) + eps)``."""
-        numerator = nn.bmm(x, coef)
-        denominator = nn.bmm(bases, nn.bmm(coef.transpose(0, 2, 1), coef))
+        numerator = bmm(x, coef)
+        denominator = bmm(bases, bmm(coef.transpose(0, 2, 1), coef))
         return bases * numerator / (denominator + 1e-6)
 
     def local_inference(self, x, bases):
-        coef = nn.softmax(self.inv_t * nn.bmm(x.transpose(0, 2, 1), bases), dim=-1)
+        coef = nn.softmax(self.inv_t * self.xt_bases(x, bases), dim=-1)
         steps = self.train_steps if self.is_training() else self.eval_steps
         for _ in range(steps):
             coef = self.update_coef(x, bases, coef)
@@ -144,7 +149,7 @@ class NMF2D(nn.Module):
         else:
             bases, coef = self.local_inference(x, bases)
         coef = self.update_coef(x, bases, coef)
-        x = nn.bmm(bases, coef.transpose(0, 2, 1))
+        x = bmm(bases, coef.transpose(0, 2, 1))
         return x.reshape((B, C, H, W))
 
 
