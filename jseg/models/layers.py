@@ -215,29 +215,23 @@ class DropPath(nn.Module):
         return x / keep * mask
 
 
-class Dropout2d(nn.Module):
-    """Channel dropout (``nn.Dropout2d``): zeroes whole feature maps in train mode."""
-
-    def __init__(self, p=0.5):
-        self.p = float(p)
-
-    def execute(self, x):
-        if self.p == 0.0 or not self.is_training():
-            return x
-        keep = 1.0 - self.p
-        mask = (jt.rand((x.shape[0], x.shape[1], 1, 1), dtype=x.dtype) < keep).cast(x.dtype)
-        return x * mask / keep
-
-
 class Dropout(nn.Module):
-    def __init__(self, p=0.5):
+    """Inverted dropout in train mode; ``channelwise=True`` is ``nn.Dropout2d`` (whole feature maps)."""
+
+    def __init__(self, p=0.5, channelwise=False):
         self.p = float(p)
+        self.channelwise = channelwise
 
     def execute(self, x):
         if self.p == 0.0 or not self.is_training():
             return x
         keep = 1.0 - self.p
-        return x * (jt.rand(x.shape, dtype=x.dtype) < keep).cast(x.dtype) / keep
+        shape = (x.shape[0], x.shape[1]) + (1,) * (x.ndim - 2) if self.channelwise else x.shape
+        return x * (jt.rand(shape, dtype=x.dtype) < keep).cast(x.dtype) / keep
+
+
+def Dropout2d(p=0.5):
+    return Dropout(p, channelwise=True)
 
 
 # ----------------------------------------------------------------------------- conv
