@@ -1,16 +1,6 @@
-# SegNeXt-B (cityscapes, 19 classes): official local_configs/segnext/base/segnext.base.1024x1024.city.160k.py
+# SegNeXt-B on Cityscapes (19 classes): official local_configs/segnext/base/segnext.base.1024x1024.city.160k.py
 # Model settings only; data and schedule settings arrive with the data and training configs.
-_base_ = ['../_base_/models/segnext_mscan.py']
+_base_ = ['../_base_/models/segnext_base.py']
 model = dict(
-    backbone=dict(
-        embed_dims=[64, 128, 320, 512],
-        depths=[3, 3, 12, 3],
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mscan_b.pth')),
-    decode_head=dict(
-        in_channels=[128, 320, 512],
-        channels=512,
-        ham_channels=512,
-        ham_kwargs=dict(MD_R=64),
-        num_classes=19),
+    decode_head=dict(num_classes=19),
     test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)))

@@ -1,16 +1,4 @@
-# SegNeXt-L (ade20k, 150 classes): official local_configs/segnext/large/segnext.large.512x512.ade.160k.py
+# SegNeXt-L on ADE20K (150 classes): official local_configs/segnext/large/segnext.large.512x512.ade.160k.py
 # Model settings only; data and schedule settings arrive with the data and training configs.
-_base_ = ['../_base_/models/segnext_mscan.py']
-model = dict(
-    backbone=dict(
-        embed_dims=[64, 128, 320, 512],
-        depths=[3, 5, 27, 3],
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mscan_l.pth')),
-    decode_head=dict(
-        in_channels=[128, 320, 512],
-        channels=1024,
-        ham_channels=1024,
-        ham_kwargs=dict(MD_R=64),
-        num_classes=150),
-    test_cfg=dict(mode='whole'))
+_base_ = ['../_base_/models/segnext_large.py']
+model = dict(decode_head=dict(num_classes=150), test_cfg=dict(mode='whole'))

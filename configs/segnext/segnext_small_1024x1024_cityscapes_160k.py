@@ -1,16 +1,6 @@
-# SegNeXt-S (cityscapes, 19 classes): official local_configs/segnext/small/segnext.small.1024x1024.city.160k.py
+# SegNeXt-S on Cityscapes (19 classes): official local_configs/segnext/small/segnext.small.1024x1024.city.160k.py
 # Model settings only; data and schedule settings arrive with the data and training configs.
-_base_ = ['../_base_/models/segnext_mscan.py']
+_base_ = ['../_base_/models/segnext_small.py']
 model = dict(
-    backbone=dict(
-        embed_dims=[64, 128, 320, 512],
-        depths=[2, 2, 4, 2],
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mscan_s.pth')),
-    decode_head=dict(
-        in_channels=[128, 320, 512],
-        channels=256,
-        ham_channels=256,
-        ham_kwargs=dict(MD_R=16),
-        num_classes=19),
+    decode_head=dict(num_classes=19),
     test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)))

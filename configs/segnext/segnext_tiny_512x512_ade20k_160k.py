@@ -1,16 +1,4 @@
-# SegNeXt-T (ade20k, 150 classes): official local_configs/segnext/tiny/segnext.tiny.512x512.ade.160k.py
+# SegNeXt-T on ADE20K (150 classes): official local_configs/segnext/tiny/segnext.tiny.512x512.ade.160k.py
 # Model settings only; data and schedule settings arrive with the data and training configs.
-_base_ = ['../_base_/models/segnext_mscan.py']
-model = dict(
-    backbone=dict(
-        embed_dims=[32, 64, 160, 256],
-        depths=[3, 3, 5, 2],
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mscan_t.pth')),
-    decode_head=dict(
-        in_channels=[64, 160, 256],
-        channels=256,
-        ham_channels=256,
-        ham_kwargs=dict(MD_R=16),
-        num_classes=150),
-    test_cfg=dict(mode='whole'))
+_base_ = ['../_base_/models/segnext_tiny.py']
+model = dict(decode_head=dict(num_classes=150), test_cfg=dict(mode='whole'))

@@ -1,5 +1,5 @@
-# SegNeXt model settings (official local_configs/_base_/models/mscan.py + the
-# per-variant configs; defaults are SegNeXt-T with the ADE20K head).
+# SegNeXt model settings shared by all variants (official local_configs/_base_/models/mscan.py;
+# its defaults are SegNeXt-T with the ADE20K head). Variants: segnext_{tiny,small,base,large}.py.
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # == BN on one process; 'BN' = per-process BN
 ham_norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
 model = dict(
