@@ -63,9 +63,14 @@ class LoadImageFromFile:
 
 @TRANSFORMS.register()
 class LoadAnnotations:
-    """Read ``seg_prefix/ann_info['seg_map']``; ``reduce_zero_label``: 0 -> 255, k -> k - 1."""
+    """Read ``seg_prefix/ann_info['seg_map']``; ``reduce_zero_label``: 0 -> 255, k -> k - 1.
 
-    def __init__(self, reduce_zero_label=False, imdecode_backend="pillow", file_client_args=None):
+    ``reduce_zero_label=None`` (default) follows the dataset's setting (mmseg 1.x rule), so a
+    pipeline cannot silently disagree with its dataset; True/False override it.  Label values
+    outside ``[0, num_classes)`` and the ignore index raise a DataError naming the file.
+    """
+
+    def __init__(self, reduce_zero_label=None, imdecode_backend="pillow", file_client_args=None):
         self.reduce_zero_label = reduce_zero_label
 
     def __call__(self, results):
@@ -81,11 +86,23 @@ class LoadAnnotations:
             for old, new in label_map.items():
                 mapped[gt == old] = new
             gt = mapped
-        if self.reduce_zero_label:
+        reduce = self.reduce_zero_label
+        if reduce is None:
+            reduce = bool(results.get("reduce_zero_label", False))
+        if reduce:
             gt = gt.copy()
             gt[gt == 0] = 255
             gt = gt - 1
             gt[gt == 254] = 255
+        num_classes = results.get("num_classes")
+        if num_classes is not None:  # set by the dataset
+            ignore = results.get("ignore_index", 255)
+            values = np.unique(gt)
+            bad = values[(values >= num_classes) & (values != ignore)]
+            if bad.size:
+                raise DataError(f"annotation {filename} has label values {bad.tolist()[:10]} outside "
+                                f"[0, {num_classes}) and the ignore index {ignore}"
+                                + (" (after reduce_zero_label)" if reduce else ""))
         results["gt_semantic_seg"] = gt
         results.setdefault("seg_fields", []).append("gt_semantic_seg")
         return results
