@@ -20,5 +20,5 @@ setup(
         "opencv-python>=4.5,<4.12",     # 4.12+ requires NumPy 2
         "pyyaml",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "scipy"]},
 )

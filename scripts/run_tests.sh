@@ -33,13 +33,14 @@ def ver(name):
     except md.PackageNotFoundError:
         return None
 ok = ver("jittor") == "1.3.11.0" and (ver("numpy") or "9").split(".")[0] == "1" \
-    and ver("pillow") and ver("pyyaml") and ver("pytest") \
+    and ver("pillow") and ver("pyyaml") and ver("pytest") and ver("scipy") \
     and (ver("opencv-python") or ver("opencv-python-headless"))
 sys.exit(0 if ok else 1)
 PYEOF
 ); then
   log "pip install dependencies"
-  "$PY" -m pip install -q "jittor==1.3.11.0" "numpy<2" pillow "opencv-python>=4.5,<4.12" pyyaml pytest
+  # scipy: tests only (an independent .mat writer for the SBD converter's reader)
+  "$PY" -m pip install -q "jittor==1.3.11.0" "numpy<2" pillow "opencv-python>=4.5,<4.12" pyyaml pytest scipy
 fi
 
 # jseg itself, editable, from this checkout.
