@@ -98,10 +98,13 @@ class SegDataset(Dataset):
         # Jittor's persistent workers pre-compute the next epoch from a call counter; restart them so the
         # order is always this epoch's (a worker start per epoch; epochs are long with RepeatDataset).
         self.reset()
-        for batch in super().__iter__():
-            yield batch
-        self.epoch += 1
-        self.start_batch = 0
+        try:
+            for batch in super().__iter__():
+                yield batch
+            self.epoch += 1
+            self.start_batch = 0
+        finally:  # also when the iteration is abandoned (break, an error): no idle workers left behind
+            self.reset()
 
     def __getitem__(self, k):
         n = self.num_samples()
