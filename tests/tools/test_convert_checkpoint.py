@@ -22,7 +22,7 @@ def _logits(model):
 def test_cli_converts_official_checkpoint_to_identical_outputs(tmp_path):
     dst = tmp_path / "micro.pkl"
     r = subprocess.run([sys.executable, "-m", "jseg.tools.convert_checkpoint", MICRO_PTH, str(dst)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "checked against the model of meta['config']" in r.stdout and "loaded 246 tensors" in r.stdout
     sd, meta = read_checkpoint(str(dst))

@@ -70,9 +70,9 @@ def test_parity_cli_exit_codes():
     """The real command line, as a user runs it (a separate process)."""
     cmd = [sys.executable, "-m", "jseg.tools.parity", "--config", MICRO_CONFIG, "--checkpoint", MICRO_PTH,
            "--reference", segnext_path(REFS[1])]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "parity: 6/6 arrays pass" in r.stdout
     r = subprocess.run(cmd + ["--atol", "1e-9", "--rtol", "1e-9"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+                       timeout=300)
     assert r.returncode == 1 and "FAIL" in r.stdout
