@@ -1,0 +1,1 @@
+"""Training engine: optimizer construction, LR schedule, runner."""

@@ -1,0 +1,1 @@
+from .metrics import confusion_areas, summarize, format_table  # noqa: F401

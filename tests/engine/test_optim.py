@@ -1,0 +1,74 @@
+"""Optimizer groups and LR schedule of the official SegNeXt recipe (fact sheet §5, mmcv 1.x)."""
+import numpy as np
+import jittor as jt
+import pytest
+
+from jseg.config import Config
+from jseg.engine.optim import build_optimizer, load_optimizer_state, optimizer_state, param_groups
+from jseg.engine.schedule import PolyLR
+from jseg.models import build_segmentor
+from tests.helpers import ROOT
+
+OFFICIAL = dict(type="AdamW", lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01,
+                paramwise_cfg=dict(custom_keys={"pos_block": dict(decay_mult=0.0), "norm": dict(decay_mult=0.0),
+                                                "head": dict(lr_mult=10.0)}))
+
+
+def test_segnext_tiny_groups_match_mmcv():
+    model = build_segmentor(Config.fromfile(f"{ROOT}/configs/segnext/segnext_tiny_512x512_ade20k_160k.py").model)
+    groups = {(round(g["lr"], 12), g["weight_decay"]): g for g in param_groups(
+        model, 6e-5, 0.01, OFFICIAL["paramwise_cfg"])}
+    assert {k: len(g["params"]) for k, g in groups.items()} == {(6e-5, 0.01): 378, (6e-5, 0.0): 66,
+                                                                (6e-4, 0.01): 13}
+    wd0 = groups[(6e-5, 0.0)]["names"]
+    assert "backbone.block1.0.norm1.weight" in wd0 and "backbone.patch_embed2.norm.bias" in wd0
+    assert "backbone.norm4.weight" in wd0
+    assert "backbone.patch_embed1.proj.1.weight" in groups[(6e-5, 0.01)]["names"]   # stem BN: no 'norm' in name
+    assert "decode_head.squeeze.gn.weight" in groups[(6e-4, 0.01)]["names"]          # 'head' wins, GN named gn
+
+
+# Hand-computed from mmcv's formula: poly(power 1, min 0, 160k) x linear warmup (1500, ratio 1e-6).
+EXPECTED_FACTOR = {
+    0: 1e-6,                                          # (1 - 0) * (1 - (1 - 0) * (1 - 1e-6))
+    1: (1 - 1 / 160000) * (1 - (1 - 1 / 1500) * (1 - 1e-6)),
+    750: 0.9953125 * 0.5000005,                       # regular 1 - 750/160000; warmup 1 - 0.5 * (1 - 1e-6)
+    1499: (1 - 1499 / 160000) * (1 - (1 / 1500) * (1 - 1e-6)),
+    1500: 0.990625,                                   # warmup over: 1 - 1500/160000
+    80000: 0.5,
+    159999: 1 / 160000,
+}
+
+
+@pytest.mark.parametrize("t", sorted(EXPECTED_FACTOR))
+def test_poly_warmup_lr(t):
+    sched = PolyLR(max_iters=160000, power=1.0, min_lr=0.0, warmup="linear", warmup_iters=1500,
+                   warmup_ratio=1e-6)
+    for lr0 in (6e-5, 6e-4):                          # backbone groups and the head (lr_mult 10)
+        assert sched.lr(lr0, t) == pytest.approx(lr0 * EXPECTED_FACTOR[t], rel=1e-9, abs=0)
+
+
+def test_schedule_applies_to_every_group():
+    model = build_segmentor(Config.fromfile(f"{ROOT}/configs/segnext/segnext_tiny_512x512_ade20k_160k.py").model)
+    opt = build_optimizer(model, OFFICIAL)
+    PolyLR(160000, 1.0, 0.0, "linear", 1500, 1e-6).apply(opt, 80000)
+    assert sorted(round(g["lr"], 12) for g in opt.param_groups) == [3e-5, 3e-5, 3e-4]
+
+
+def test_adamw_step_and_state_round_trip():
+    """One AdamW step equals the PyTorch formula; the saved moments restore exactly."""
+    lin = jt.nn.Linear(3, 2)
+    opt = build_optimizer(lin, dict(type="AdamW", lr=0.1, weight_decay=0.5))
+    w0 = lin.weight.numpy().copy()
+    x = jt.array(np.ones((4, 3), np.float32))
+    loss = (lin(x) ** 2).sum()
+    g = jt.grad(loss, lin.weight).numpy()
+    opt.step(loss)
+    m, v = 0.1 * g, 0.001 * g * g
+    expected = w0 * (1 - 0.1 * 0.5) - 0.1 / 0.1 * m / (np.sqrt(v) / np.sqrt(0.001) + 1e-8)
+    np.testing.assert_allclose(lin.weight.numpy(), expected, rtol=1e-5, atol=1e-6)
+    state = optimizer_state(opt)
+    opt2 = build_optimizer(lin, dict(type="AdamW", lr=0.1, weight_decay=0.5))
+    load_optimizer_state(opt2, state)
+    assert opt2.n_step == 1
+    for a, b in zip(opt.param_groups[0]["m"], opt2.param_groups[0]["m"]):
+        assert np.array_equal(a.numpy(), b.numpy())
