@@ -1,6 +1,4 @@
-# SegNeXt-T on Cityscapes (19 classes): official local_configs/segnext/tiny/segnext.tiny.1024x1024.city.160k.py
-# Model settings only; data and schedule settings arrive with the data and training configs.
-_base_ = ['../_base_/models/segnext_tiny.py']
-model = dict(
-    decode_head=dict(num_classes=19),
-    test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)))
+# SegNeXt-T, Cityscapes (official local_configs/segnext/tiny/segnext.tiny.1024x1024.city.160k.py).
+_base_ = ['../_base_/models/segnext_tiny.py', '../_base_/datasets/cityscapes_1024x1024.py', '../_base_/default_runtime.py',
+          '../_base_/schedules/schedule_160k_adamw.py']
+model = dict(decode_head=dict(num_classes=19), test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)))

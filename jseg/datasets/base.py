@@ -1,9 +1,9 @@
 """Segmentation datasets on ``jittor.dataset.Dataset``: folder layouts, loading, MPI shards, seeded order.
 
 Batch semantics (as mmseg): ``samples_per_gpu`` images per process, so the
-global batch is ``samples_per_gpu x number of MPI processes``.  Jittor splits
-each global batch across ranks: every rank reads a disjoint shard and together
-they cover the epoch.
+global batch is ``samples_per_gpu x number of MPI processes``; each global batch
+is split across ranks: every rank reads a disjoint shard and together they
+cover the epoch.
 
 Order and augmentation are functions of ``(seed, epoch)`` and
 ``(seed, epoch, index)``: the same seed gives the same run, another seed
@@ -12,11 +12,15 @@ worker loads a sample.  ``set_epoch(epoch, start_batch)`` resumes inside an
 interrupted epoch at its next batch.
 
 Errors in bad data (``DataError``) raised in a worker come back to the main
-process and are raised there with the file named, instead of Jittor's worker
-crash (which SIGINTs the parent).
+process and are raised there with the file named.
 """
+import atexit
+import collections
+import itertools
+import multiprocessing
 import os
 import traceback
+import weakref
 
 import numpy as np
 import jittor as jt
@@ -30,45 +34,51 @@ DATASETS = Registry("dataset", autoload="jseg.datasets")
 _INT32_MAX = 2 ** 31 - 1
 
 
-class _EpochOrder:
-    """Jittor sampler: the global sample order of the dataset's current epoch (from ``start_batch`` on).
-
-    Entries encode ``epoch * N + index`` so that workers (forked once) know the epoch of each draw.
-    """
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __iter__(self):
-        ds = self.dataset
-        n = ds.num_samples()
-        epoch = ds.epoch % max(_INT32_MAX // n, 1)
-        if ds.shuffle:
-            order = np.random.default_rng([ds.seed, ds.epoch]).permutation(n)
-        else:
-            order = np.arange(n)
-        order = order[ds.start_batch * ds.batch_size:]
-        return iter((order + epoch * n).tolist())
-
-    def __len__(self):
-        ds = self.dataset
-        return max(ds.num_samples() - ds.start_batch * ds.batch_size, 0)
-
-
 def _error_record(kind, message):
-    """An error travelling from a worker to the main process (Jittor's worker buffers carry arrays)."""
+    """An error travelling from a worker to the main process, raised there by ``to_jittor``."""
     return {"__error__": np.frombuffer(f"{kind}\n{message}".encode(), dtype=np.uint8).copy()}
 
 
+_WORKER_DATASET = None  # the dataset a worker pool was forked with
+
+
+def _worker_load(keys):
+    ds = _WORKER_DATASET
+    return ds.collate_batch([ds[int(k)] for k in keys])
+
+
+_OPEN_DATASETS = weakref.WeakSet()
+
+
+@atexit.register
+def _close_pools():
+    # before multiprocessing's own exit handler, which would SIGTERM the workers (Jittor's SIGCHLD
+    # handler then ends the process with an error)
+    for ds in list(_OPEN_DATASETS):
+        ds.close()
+
+
 class SegDataset(Dataset):
-    """Loader behaviour shared by all datasets; subclasses implement ``num_samples`` and ``get_sample``."""
+    """Loader behaviour shared by all datasets; subclasses implement ``num_samples`` and ``get_sample``.
+
+    The sample order is one stream: the permutations of epochs 0, 1, 2, ... (each from
+    ``(seed, epoch)``; with ``drop_last`` cut to whole batches) one after another.  Every
+    iteration yields the next window of one epoch's length; ``set_epoch(epoch, start_batch)``
+    moves the window start, so a resumed run continues at its next batch.  Each global batch
+    is split into equal consecutive parts, one per MPI rank.
+
+    Workers: a fork pool loads whole batches, given their sample keys, with a bounded
+    in-order prefetch (``2 x workers_per_gpu`` batches); so order and content never depend
+    on timing.  (Jittor's own worker machinery was replaced: its next-epoch prefetch,
+    shared index list and SIGINT/SIGCHLD handling made windows occasionally wrong and
+    stops fatal.)
+    """
 
     def __init__(self):
         super().__init__(batch_size=1, shuffle=False, num_workers=0)
         self.seed = 0
-        self.epoch = 0
-        self.start_batch = 0
-        self.sampler = _EpochOrder(self)
+        self._pos = 0     # stream position where the next iteration starts
+        self._pool = None
 
     # -- to implement ------------------------------------------------------------------
     def num_samples(self):
@@ -77,34 +87,99 @@ class SegDataset(Dataset):
     def get_sample(self, idx, rng):
         raise NotImplementedError
 
-    # -- loader ------------------------------------------------------------------------
+    # -- order ---------------------------------------------------------------------------
     def __len__(self):
         return self.num_samples()
 
+    def epoch_length(self):
+        n = self.num_samples()
+        return n - n % self.batch_size if self.drop_last else n
+
+    @property
+    def epoch(self):
+        return self._pos // max(self.epoch_length(), 1)
+
+    def _stream(self, start, length):
+        """Encoded sample keys ``epoch * N + index`` at stream positions ``[start, start + length)``."""
+        n, ep_len = self.num_samples(), self.epoch_length()
+        wrap = max(_INT32_MAX // n, 1)
+        out, pos = [], start
+        while pos < start + length:
+            epoch, offset = divmod(pos, ep_len)
+            order = (np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle
+                     else np.arange(n))[:ep_len]
+            take = order[offset: offset + (start + length - pos)]
+            out.append(take + (epoch % wrap) * n)
+            pos += len(take)
+        return np.concatenate(out).astype(np.int64)
+
+    def batch_keys(self):
+        """This rank's sample keys, batch by batch, for the next window."""
+        keys = self._stream(self._pos, self.epoch_length())
+        world = jt.world_size if jt.in_mpi else 1
+        rank = jt.rank if jt.in_mpi else 0
+        out = []
+        for start in range(0, len(keys), self.batch_size):
+            part = np.array_split(keys[start:start + self.batch_size], world)[rank]
+            if len(part):
+                out.append(part)
+        return out
+
+    # -- loader ------------------------------------------------------------------------
     def set_loader(self, samples_per_gpu=1, workers_per_gpu=0, shuffle=False, seed=0, drop_last=False):
         """Batching for iteration: global batch = samples_per_gpu x MPI world size."""
         world = jt.world_size if jt.in_mpi else 1
+        self.close()
         self.seed = int(seed)
         self.set_attrs(batch_size=samples_per_gpu * world, num_workers=workers_per_gpu, shuffle=shuffle,
                        drop_last=drop_last)
+        self._pos = 0
         return self
 
     def set_epoch(self, epoch, start_batch=0):
-        """The next iteration runs epoch ``epoch`` from its global batch ``start_batch`` (resume)."""
-        self.epoch = int(epoch)
-        self.start_batch = int(start_batch)
+        """The next iteration starts at global batch ``start_batch`` of epoch ``epoch`` (resume)."""
+        self._pos = int(epoch) * self.epoch_length() + int(start_batch) * self.batch_size
+
+    def close(self):
+        """Shut the worker pool down (it is started again when needed)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+            _OPEN_DATASETS.discard(self)
+
+    def _get_pool(self):
+        global _WORKER_DATASET
+        if self._pool is None:
+            _WORKER_DATASET = self
+            self._pool = multiprocessing.get_context("fork").Pool(self.num_workers)
+            _WORKER_DATASET = None
+            _OPEN_DATASETS.add(self)
+        return self._pool
 
     def __iter__(self):
-        # Jittor's persistent workers pre-compute the next epoch from a call counter; restart them so the
-        # order is always this epoch's (a worker start per epoch; epochs are long with RepeatDataset).
-        self.reset()
+        batches = self.batch_keys()
+        if self.num_workers <= 0:
+            for keys in batches:
+                yield self.to_jittor(self.collate_batch([self[int(k)] for k in keys]))
+        else:
+            pool = self._get_pool()
+            todo = iter(batches)
+            pending = collections.deque(pool.apply_async(_worker_load, (keys,))
+                                        for keys in itertools.islice(todo, 2 * self.num_workers))
+            while pending:
+                result = pending.popleft().get()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.apply_async(_worker_load, (nxt,)))
+                yield self.to_jittor(result)
+        self._pos += self.epoch_length()
+
+    def __del__(self):
         try:
-            for batch in super().__iter__():
-                yield batch
-            self.epoch += 1
-            self.start_batch = 0
-        finally:  # also when the iteration is abandoned (break, an error): no idle workers left behind
-            self.reset()
+            self.close()
+        except Exception:
+            pass
 
     def __getitem__(self, k):
         n = self.num_samples()
@@ -113,7 +188,7 @@ class SegDataset(Dataset):
             return self.get_sample(idx, np.random.default_rng([self.seed, epoch, idx]))
         except DataError as e:
             return _error_record("DataError", str(e))
-        except Exception:  # a worker exception would otherwise SIGINT the main process
+        except Exception:  # carried to the main process with its traceback
             return _error_record("RuntimeError", traceback.format_exc())
 
     def collate_batch(self, batch):
@@ -136,18 +211,20 @@ class SegDataset(Dataset):
     def to_jittor(self, batch):
         if "__error__" in batch:
             record = batch["__error__"]
-            record = record.numpy() if isinstance(record, jt.Var) else record   # workers' buffers make Vars
             kind, msg = bytes(np.asarray(record, dtype=np.uint8)).decode().split("\n", 1)
             raise (DataError if kind == "DataError" else RuntimeError)(msg)
         if self.keep_numpy_array:
             return batch
+        def var(a):  # an owned copy: arrays unpickled from a worker view the pickle buffer (jt.array on
+            return jt.array(np.array(a, copy=True, order="C")).stop_grad()  # such views segfaulted later)
+
         conv = {}
         for k, v in batch.items():
             if isinstance(v, np.ndarray):
-                conv[k] = jt.array(v).stop_grad()
+                conv[k] = var(v)
             elif k != "img_metas" and isinstance(v, list) and v and isinstance(v[0], np.ndarray) \
                     and len(v) != len(batch["img_metas"]):
-                conv[k] = [jt.array(a).stop_grad() for a in v]
+                conv[k] = [var(a) for a in v]
             else:
                 conv[k] = v
         return conv

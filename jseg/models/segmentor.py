@@ -77,6 +77,11 @@ class EncoderDecoder(nn.Module):
         for i, m in enumerate(self.nmf_modules()):
             m.seed(None if seed is None else seed + i)
 
+    def set_nmf_sample_keys(self, keys):
+        """Per-sample reproducible bases (see ``NMF2D.set_sample_keys``); None switches it off."""
+        for m in self.nmf_modules():
+            m.set_sample_keys(keys)
+
     def inject_nmf_bases(self, bases_list):
         """Queue bases for the next forwards (one ``(B*S, D, R)`` array per forward, e.g. per slide crop)."""
         mods = self.nmf_modules()

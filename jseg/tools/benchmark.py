@@ -47,7 +47,7 @@ def bench_loader(config, data_root=None, toy_size=512, workers=(0, 2), samples_p
         dt = time.perf_counter() - t0
         results[w] = n / dt
         out(f"workers={w}: {results[w]:.1f} images/s ({n} images in {dt:.1f} s, batch {ds.batch_size})")
-        ds.reset()
+        ds.close()
     return results
 
 

@@ -86,3 +86,19 @@ def test_ham_kwargs_validation():
         NMF2D.from_ham_kwargs(dict(MD_Q=3))
     with pytest.raises(NotImplementedError, match="RAND_INIT"):
         NMF2D.from_ham_kwargs(dict(RAND_INIT=False))
+
+
+def test_per_sample_keys_do_not_depend_on_batching():
+    f = load_npz("modules/nmf2d.npz")
+    x = f["input"]
+    nmf = NMF2D(R=8)
+    nmf.eval()
+    nmf.set_sample_keys([(3, 1, 0), (3, 1, 1)])
+    both = nmf(jt.array(x)).numpy()
+    halves = []
+    for j in range(2):
+        nmf.set_sample_keys([(3, 1, j)])
+        halves.append(nmf(jt.array(x[j:j + 1])).numpy())
+    np.testing.assert_allclose(both, np.concatenate(halves), rtol=1e-5, atol=1e-6)
+    second = nmf(jt.array(x[1:2])).numpy()             # the next forward with the same keys: new bases
+    assert not np.allclose(second, halves[1])

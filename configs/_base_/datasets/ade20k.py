@@ -27,7 +27,7 @@ test_pipeline = [
     ]),
 ]
 data = dict(
-    samples_per_gpu=4,
+    batch_size=16,  # global batch (the paper: 16), split over the processes
     workers_per_gpu=4,
     train=dict(type='RepeatDataset', times=50, dataset=dict(
         type=dataset_type, data_root=data_root, img_dir='images/training', ann_dir='annotations/training',

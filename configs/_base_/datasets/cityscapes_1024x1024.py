@@ -26,7 +26,7 @@ test_pipeline = [
     ]),
 ]
 data = dict(
-    samples_per_gpu=2,
+    batch_size=8,  # global batch (the paper: 8), split over the processes
     workers_per_gpu=2,
     train=dict(type='RepeatDataset', times=500, dataset=dict(
         type=dataset_type, data_root=data_root, img_dir='leftImg8bit/train', ann_dir='gtFine/train',

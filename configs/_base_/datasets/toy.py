@@ -27,7 +27,7 @@ test_pipeline = [
     ]),
 ]
 data = dict(
-    samples_per_gpu=8,
+    batch_size=8,  # global batch, split over the processes
     workers_per_gpu=2,
     train=dict(type='RepeatDataset', times=20, dataset=dict(
         type=dataset_type, data_root=data_root, img_dir='images/training', ann_dir='annotations/training',

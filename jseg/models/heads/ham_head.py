@@ -66,6 +66,8 @@ class NMF2D(nn.Module):
         self.grad_mode = grad_mode
         self._injected = []
         self._rng = None
+        self._sample_keys = None
+        self._sample_forwards = 0
         if seed is not None:
             self.seed(seed)
 
@@ -91,13 +93,28 @@ class NMF2D(nn.Module):
     def pending_bases(self):
         return len(self._injected)
 
+    def set_sample_keys(self, keys):
+        """Per-sample bases: sample j of the next forwards draws from ``default_rng([*keys[j], k])`` for
+        the k-th forward since this call.  A sample's bases then do not depend on which process or
+        batch it is in (distributed runs equal single-process ones).  ``None`` switches this off."""
+        self._sample_keys = None if keys is None else [tuple(int(v) for v in k) for k in keys]
+        self._sample_forwards = 0
+
     def _draw_bases(self, BS, D):
         if self._injected:
             bases = self._injected.pop(0)
             if bases.shape != (BS, D, self.R):
                 raise ValueError(f"injected NMF bases have shape {bases.shape}, this forward needs {(BS, D, self.R)}")
             return jt.array(bases)
-        if self._rng is not None:
+        if self._sample_keys is not None:
+            if len(self._sample_keys) * self.S != BS:
+                raise ValueError(f"{len(self._sample_keys)} sample keys set, this forward has {BS // self.S} samples")
+            k = self._sample_forwards
+            self._sample_forwards += 1
+            raw = jt.array(np.concatenate([np.random.default_rng([*key, k]).random((self.S, D, self.R),
+                                                                                 dtype=np.float32)
+                                           for key in self._sample_keys]))
+        elif self._rng is not None:
             raw = jt.array(self._rng.random((BS, D, self.R), dtype=np.float32))
         else:
             raw = jt.rand((BS, D, self.R), dtype="float32")

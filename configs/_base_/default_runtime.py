@@ -1,0 +1,2 @@
+log_config = dict(interval=50)
+seed = 0
