@@ -4,7 +4,7 @@
 # Open MPI for multi-process), the Python dependencies, jseg in editable mode; then one
 # `import jseg` until Jittor has compiled its core (the first import can exit early
 # with "jit_utils updated, please rerun").  Expects REPO and PY to be set.
-log() { echo "[run_tests] $*"; }
+log() { echo "[jseg setup] $*"; }
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   pkgs=()

@@ -19,6 +19,7 @@ import collections
 import itertools
 import multiprocessing
 import os
+from multiprocessing import resource_tracker, shared_memory
 import traceback
 import weakref
 
@@ -43,8 +44,38 @@ _WORKER_DATASET = None  # the dataset a worker pool was forked with
 
 
 def _worker_load(keys):
+    """Load and collate one batch in a worker; arrays travel through shared memory, not the pipe."""
     ds = _WORKER_DATASET
-    return ds.collate_batch([ds[int(k)] for k in keys])
+    batch = ds.collate_batch([ds[int(k)] for k in keys])
+    if "__error__" in batch:
+        return batch
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, np.ndarray) and v.nbytes > 0:
+            shm = shared_memory.SharedMemory(create=True, size=v.nbytes)
+            np.ndarray(v.shape, v.dtype, buffer=shm.buf)[...] = v
+            out[k] = ("__shm__", shm.name, v.shape, v.dtype.str)
+            shm.close()
+            resource_tracker.unregister(shm._name, "shared_memory")  # the main process unlinks it
+        else:
+            out[k] = v
+    return out
+
+
+def _from_shared(batch):
+    """Copy shared-memory arrays of a worker's batch into owned arrays and free the segments."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, tuple) and len(v) == 4 and v[0] == "__shm__":
+            shm = shared_memory.SharedMemory(name=v[1])
+            try:
+                out[k] = np.array(np.ndarray(v[2], np.dtype(v[3]), buffer=shm.buf), copy=True)
+            finally:
+                shm.close()
+                shm.unlink()
+        else:
+            out[k] = v
+    return out
 
 
 _OPEN_DATASETS = weakref.WeakSet()
@@ -167,12 +198,19 @@ class SegDataset(Dataset):
             todo = iter(batches)
             pending = collections.deque(pool.apply_async(_worker_load, (keys,))
                                         for keys in itertools.islice(todo, 2 * self.num_workers))
-            while pending:
-                result = pending.popleft().get()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.append(pool.apply_async(_worker_load, (nxt,)))
-                yield self.to_jittor(result)
+            try:
+                while pending:
+                    result = _from_shared(pending.popleft().get())
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append(pool.apply_async(_worker_load, (nxt,)))
+                    yield self.to_jittor(result)
+            finally:  # an abandoned iteration: free the shared memory of the batches loaded ahead
+                for r in pending:
+                    try:
+                        _from_shared(r.get())
+                    except Exception:
+                        pass
         self._pos += self.epoch_length()
 
     def __del__(self):
