@@ -69,3 +69,29 @@ def test_registry_errors_are_clear():
         MODELS.build(dict(type="MSCAN", depth=[1, 1, 1, 1]))
     with pytest.raises(TypeError, match="'type' key"):
         MODELS.build(dict(depths=[1]))
+
+
+EXPECTED = {  # dataset: (classes, global batch, iterations, crop, test mode)  -- fact sheet §4-6 / paper suppl.
+    "ade20k_160k": (150, 16, 160000, 512, "whole"), "cityscapes_160k": (19, 8, 160000, 1024, "slide"),
+    "coco_stuff164k_80k": (171, 16, 80000, 512, "whole"), "voc12aug_80k": (21, 16, 80000, 512, "whole"),
+    "pascal_context_59_80k": (59, 16, 80000, 480, "slide"), "isaid_160k": (16, 16, 160000, 896, "whole"),
+}
+
+
+def test_every_training_config_builds_with_the_official_numbers():
+    import glob
+    import os
+    from jseg.models import build_segmentor
+    files = sorted(glob.glob(f"{ROOT}/configs/segnext/*.py"))
+    assert len(files) == 24
+    for path in files:
+        name = os.path.basename(path)[:-3]
+        key = next(k for k in EXPECTED if name.endswith(k))
+        classes, batch, iters, crop, mode = EXPECTED[key]
+        cfg = Config.fromfile(path)
+        assert cfg.model.decode_head.num_classes == classes, name
+        assert cfg.data.batch_size == batch and cfg.runner.max_iters == iters, name
+        assert cfg.crop_size == (crop, crop) and cfg.model.test_cfg["mode"] == mode, name
+        assert cfg.optimizer.lr == 6e-5 and cfg.lr_config.warmup_iters == 1500, name
+        assert cfg.model.backbone.init_cfg.checkpoint.startswith("pretrained/mscan_"), name
+        build_segmentor(cfg.model)

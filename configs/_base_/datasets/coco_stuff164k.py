@@ -1,8 +1,8 @@
-# COCOStuffDataset (paper suppl. Table 1 / fact sheet §5-6): crop coco_stuff164k0, global batch 16.
+# COCOStuffDataset (paper suppl. Table 1 / fact sheet §5-6): crop 512, global batch 16.
 dataset_type = 'COCOStuffDataset'
 data_root = 'data/coco_stuff164k'
 img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-crop_size = (coco_stuff164k0, coco_stuff164k0)
+crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

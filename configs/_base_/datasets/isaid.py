@@ -1,8 +1,8 @@
-# iSAIDDataset (paper suppl. Table 1 / fact sheet §5-6): crop isaid0, global batch 16.
+# iSAIDDataset (paper suppl. Table 1 / fact sheet §5-6): crop 896, global batch 16.
 dataset_type = 'iSAIDDataset'
 data_root = 'data/iSAID'
 img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-crop_size = (isaid0, isaid0)
+crop_size = (896, 896)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

@@ -1,8 +1,8 @@
-# PascalContextDataset59 (paper suppl. Table 1 / fact sheet §5-6): crop pascal_context_590, global batch 16.
+# PascalContextDataset59 (paper suppl. Table 1 / fact sheet §5-6): crop 480, global batch 16.
 dataset_type = 'PascalContextDataset59'
 data_root = 'data/VOCdevkit/VOC2010'
 img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-crop_size = (pascal_context_590, pascal_context_590)
+crop_size = (480, 480)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

@@ -1,8 +1,8 @@
-# PascalVOCDataset (paper suppl. Table 1 / fact sheet §5-6): crop pascal_voc12_aug0, global batch 16.
+# PascalVOCDataset (paper suppl. Table 1 / fact sheet §5-6): crop 512, global batch 16.
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-crop_size = (pascal_voc12_aug0, pascal_voc12_aug0)
+crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
