@@ -7,6 +7,9 @@ exported.  Facts behind each rule: ``shared/docs/jittor_notes.md``.
 
 * No CUDA driver → ``nvcc_path=""``; otherwise Jittor finds an ``nvcc`` on PATH
   and dies dlopen-ing ``libcudart.so`` at import.
+* ``use_parallel_op_compiler=0``: Jittor's parallel kernel compiler segfaulted
+  intermittently here (threads C1..C5, also in fresh processes); kernels are
+  compiled one by one instead (only the first run of a new shape is slower).
 * oneDNN: Jittor downloads its own oneDNN at import (fails offline).  If Debian's
   ``libdnnl-dev`` is installed we expose it where Jittor would have unpacked the
   download; if no oneDNN can be found we set ``use_mkl=0`` and say once that CPU
@@ -95,6 +98,7 @@ def prepare():
     if not cuda and "nvcc_path" not in os.environ:
         os.environ["nvcc_path"] = ""
     os.environ.setdefault("log_silent", "1")
+    os.environ.setdefault("use_parallel_op_compiler", "0")
     onednn = _setup_onednn()
     STATE["onednn"] = onednn
     rank = os.environ.get("OMPI_COMM_WORLD_RANK", "0")
