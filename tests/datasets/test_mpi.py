@@ -18,7 +18,7 @@ def _run(root, seed, out):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PYTHONPATH=ROOT)
     cmd = [MPIRUN, "--oversubscribe", "-np", "2", sys.executable, os.path.join(ROOT, "tests", "datasets",
                                                                              "mpi_shards.py"), root, str(seed), out]
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return [json.load(open(f"{out}.{rank}.json")) for rank in (0, 1)]
 
