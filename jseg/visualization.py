@@ -20,3 +20,30 @@ def save_colored(path, label, palette):
     tmp = f"{path}.tmp{os.getpid()}.png"
     cv2.imwrite(tmp, colorize(label, palette)[..., ::-1])
     os.replace(tmp, path)
+
+
+def overlay(img_bgr, label, palette, opacity=0.5):
+    """The image (BGR uint8) with the label colours blended in at ``opacity`` (BGR uint8, same size)."""
+    color = colorize(label, palette)[..., ::-1].astype(np.float32)
+    out = img_bgr.astype(np.float32) * (1 - opacity) + color * opacity
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def save_palette_png(path, label, palette):
+    """Write labels as a palette ('P' mode) PNG: the pixel values are the class ids, shown in colour."""
+    from PIL import Image
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    im = Image.fromarray(np.asarray(label, np.uint8), mode="P")
+    flat = [c for rgb in palette for c in rgb][:768]
+    im.putpalette(flat + [0] * (768 - len(flat)))
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    im.save(tmp)
+    os.replace(tmp, path)
+
+
+def save_image(path, img_bgr):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    if not cv2.imwrite(tmp, img_bgr):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)

@@ -1,0 +1,116 @@
+"""Run a segmentor on images without a dataset on disk.
+
+    model = init_model('configs/segnext/segnext_tiny_512x512_ade20k_160k.py', 'segnext_tiny.pth')
+    labels = inference_model(model, 'photo.jpg')              # (H, W) class ids at the photo's size
+    labels, probs = inference_model(model, [img_a, img_b], return_probs=True)
+
+Images are paths or BGR uint8 arrays (as ``cv2.imread`` gives), of any sizes; each goes
+through the config's test pipeline (resize, whole or slide inference, optional
+multi-scale + flip) and comes back at its original resolution.  ``seed`` fixes the
+Ham head's random bases per image, so the same call gives the same labels every time.
+"""
+import copy
+
+import numpy as np
+import jittor as jt
+
+from ..checkpoint import load_checkpoint
+from ..config import Config
+from ..datasets import DATASETS
+from ..datasets.transforms import Compose, DataError
+from ..datasets.transforms.loading import read_image
+from ..models import build_segmentor
+
+AUG_RATIOS = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+
+
+def _set_device(device):
+    if device == "auto":
+        jt.flags.use_cuda = int(bool(jt.has_cuda))
+    elif device == "cpu":
+        jt.flags.use_cuda = 0
+    elif device in ("cuda", "gpu"):
+        if not jt.has_cuda:
+            raise RuntimeError("device='cuda' asked for, but Jittor found no CUDA")
+        jt.flags.use_cuda = 1
+    else:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+def _classes_and_palette(cfg, meta):
+    classes, palette = meta.get("CLASSES"), meta.get("PALETTE")
+    test = (cfg.get("data") or {}).get("test") or (cfg.get("data") or {}).get("val") or {}
+    if classes is None and test.get("type") in DATASETS:
+        cls = DATASETS.get(test["type"])
+        classes = test.get("classes") or cls.CLASSES
+        palette = palette or test.get("palette") or cls.PALETTE
+    n = cfg.model.decode_head.num_classes
+    if classes is None or len(classes) != n:
+        classes = tuple(f"class_{i}" for i in range(n))
+    if palette is None or len(palette) != len(classes):
+        rng = np.random.default_rng(0)
+        palette = tuple(tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in classes)
+    return tuple(classes), tuple(tuple(int(c) for c in p) for p in palette)
+
+
+def init_model(config, checkpoint=None, device="auto", cfg_options=None, strict=True):
+    """Build the model of ``config`` (path or Config) in eval mode, loading ``checkpoint`` (.pkl or .pth).
+
+    The key report of the load is in ``model.load_report``; class names and palette (from the
+    checkpoint's meta, else the config's test dataset) in ``model.CLASSES`` / ``model.PALETTE``.
+    """
+    _set_device(device)
+    cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_options(cfg_options)
+    cfg.model.backbone.pop("init_cfg", None)  # the checkpoint (if any) holds the weights
+    cfg.model["pretrained"] = None
+    model = build_segmentor(cfg.model)
+    meta, report = {}, None
+    if checkpoint:
+        report, meta = load_checkpoint(model, checkpoint, strict=strict)
+    model.cfg = cfg
+    model.load_report = report
+    model.CLASSES, model.PALETTE = _classes_and_palette(cfg, meta)
+    return model.eval()
+
+
+def _test_pipeline(cfg, aug_test):
+    test = (cfg.get("data") or {}).get("test") or (cfg.get("data") or {}).get("val")
+    if not test or "pipeline" not in test:
+        raise ValueError("the config has no data.test pipeline; inference needs its test transforms")
+    steps = [dict(t) for t in test["pipeline"] if t["type"] != "LoadImageFromFile"]
+    for t in steps:
+        if t["type"] == "MultiScaleFlipAug" and aug_test:
+            t.update(img_ratios=AUG_RATIOS, flip=True)
+    return Compose(steps)
+
+
+def inference_model(model, imgs, seed=0, aug_test=False, return_probs=False):
+    """Label maps (H, W) int64 at each image's original size (a list for a list input).
+
+    With ``return_probs=True`` also the class probabilities (K, H, W) float32.
+    """
+    single = not isinstance(imgs, (list, tuple))
+    pipeline = _test_pipeline(model.cfg, aug_test)
+    labels, probs = [], []
+    model.eval()
+    for i, img in enumerate([imgs] if single else imgs):
+        name = img if isinstance(img, str) else f"<array {i}>"
+        arr = read_image(img) if isinstance(img, str) else np.asarray(img)
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+            raise DataError(f"{name}: expected a BGR uint8 image (H, W, 3), got {arr.dtype} {arr.shape}")
+        data = pipeline({"img": arr, "filename": name, "ori_filename": name, "img_shape": arr.shape,
+                         "ori_shape": arr.shape, "pad_shape": arr.shape, "scale_factor": 1.0,
+                         "rng": np.random.default_rng(seed)})
+        views = [(jt.array(np.array(v[None], copy=True)), m.get("flip", False), m.get("flip_direction", "horizontal"))
+                 for v, m in zip(data["img"], data["img_metas"])]
+        model.set_nmf_sample_keys([(seed, 2, i)])   # stream 2: inference
+        with jt.no_grad():
+            prob = model.aug_test(views, ori_shape=arr.shape[:2]).numpy()[0]
+        model.set_nmf_sample_keys(None)
+        labels.append(prob.argmax(0).astype(np.int64))
+        probs.append(prob.astype(np.float32))
+    if single:
+        return (labels[0], probs[0]) if return_probs else labels[0]
+    return (labels, probs) if return_probs else labels
