@@ -7,10 +7,9 @@ import numpy as np
 import jittor as jt
 import pytest
 
-from jseg.checkpoint import (CheckpointError, load_checkpoint, load_state_dict, model_state_dict, read_checkpoint,
-                             save_checkpoint)
+from jseg.checkpoint import CheckpointError, load_checkpoint, load_state_dict, read_checkpoint, save_checkpoint
 from jseg.models import build_segmentor
-from tests.helpers import MICRO_PTH, MICRO_STATE_NPZ, assert_close, load_npz, micro_config, micro_model
+from tests.helpers import MICRO_PTH, MICRO_STATE_NPZ, load_npz, micro_config, micro_model
 
 EVAL = "segnext_micro_ade5_random_eval_2x3x128x160.npz"
 

@@ -187,36 +187,39 @@ class Runner:
         local = self.batch // dist.world_size()
         t_start, t_last, n_last = time.time(), time.time(), self.iter
         batches = self._batches()
-        while self.iter < stop:
-            batch = next(batches)
-            jt.set_seed(self.seed * 1000003 + self.iter)
-            self.model.set_nmf_sample_keys(  # stream 0: training; j = position in the global batch
-                [(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)])
-            self.schedule.apply(self.optimizer, self.iter)
-            losses = self.model.forward_train(batch["img"], batch["gt_semantic_seg"])
-            loss, log_vars = self.model.parse_losses(losses)
-            if not all(math.isfinite(v) for v in log_vars.values()):
-                raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping. "
-                                      f"The last checkpoint in {self.work_dir} is intact.")
-            self.optimizer.step(loss)
-            self.iter += 1
-            if self.iter % log_every == 0 or self.iter == self.max_iters:
-                now = time.time()
-                per_it = (now - t_last) / max(self.iter - n_last, 1)
-                eta = per_it * (self.max_iters - self.iter)
-                lr = self.optimizer.param_groups[0]["lr"]
-                self.log(f"iter {self.iter}/{self.max_iters}  lr {lr:.3e}  "
-                         + "  ".join(f"{k} {v:.4f}" for k, v in log_vars.items())
-                         + f"  {per_it:.3f} s/it  ETA {_fmt_time(eta)}  mem {_memory_mb():.0f} MB")
-                self.log.record({"iter": self.iter, "lr": lr, **log_vars, "time": per_it})
-                t_last, n_last = now, self.iter
-            if self.iter % ckpt_every == 0 or self.iter in (self.max_iters, stop):
-                path = self.save(f"iter_{self.iter}.pkl")
-                if path:
-                    self.log(f"saved checkpoint {path}")
-            if self.val_set is not None and eval_every and (self.iter % eval_every == 0
-                                                            or self.iter == self.max_iters):
-                self.run_eval()
+        try:
+            while self.iter < stop:
+                batch = next(batches)
+                jt.set_seed(self.seed * 1000003 + self.iter)
+                self.model.set_nmf_sample_keys(  # stream 0: training; j = position in the global batch
+                    [(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)])
+                self.schedule.apply(self.optimizer, self.iter)
+                losses = self.model.forward_train(batch["img"], batch["gt_semantic_seg"])
+                loss, log_vars = self.model.parse_losses(losses)
+                if not all(math.isfinite(v) for v in log_vars.values()):
+                    raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping. "
+                                          f"The last checkpoint in {self.work_dir} is intact.")
+                self.optimizer.step(loss)
+                self.iter += 1
+                if self.iter % log_every == 0 or self.iter == self.max_iters:
+                    now = time.time()
+                    per_it = (now - t_last) / max(self.iter - n_last, 1)
+                    eta = per_it * (self.max_iters - self.iter)
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    self.log(f"iter {self.iter}/{self.max_iters}  lr {lr:.3e}  "
+                             + "  ".join(f"{k} {v:.4f}" for k, v in log_vars.items())
+                             + f"  {per_it:.3f} s/it  ETA {_fmt_time(eta)}  mem {_memory_mb():.0f} MB")
+                    self.log.record({"iter": self.iter, "lr": lr, **log_vars, "time": per_it})
+                    t_last, n_last = now, self.iter
+                if self.iter % ckpt_every == 0 or self.iter in (self.max_iters, stop):
+                    path = self.save(f"iter_{self.iter}.pkl")
+                    if path:
+                        self.log(f"saved checkpoint {path}")
+                if self.val_set is not None and eval_every and (self.iter % eval_every == 0
+                                                                or self.iter == self.max_iters):
+                    self.run_eval()
+        finally:  # frees the batches loaded ahead, also when training stops with an error
+            batches.close()
         self.train_set.close()
         self.log(f"training done in {_fmt_time(time.time() - t_start)}")
         return self.best

@@ -3,7 +3,6 @@ import os
 
 import cv2
 import numpy as np
-import jittor as jt
 import pytest
 from PIL import Image
 

@@ -1,9 +1,7 @@
 """Runner: exact resume, atomic checkpoints under SIGKILL, NaN stop, evaluation table."""
-import math
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest

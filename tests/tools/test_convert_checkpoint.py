@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import jittor as jt
-import pytest
 
 from jseg.checkpoint import load_checkpoint, read_checkpoint
 from jseg.models import build_segmentor

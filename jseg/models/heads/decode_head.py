@@ -3,7 +3,6 @@
 Official source: SegNeXt @ c87bcae ``mmseg/models/decode_heads/decode_head.py``
 (mmseg 0.24.1).
 """
-import jittor as jt
 from jittor import nn
 
 from ...registry import MODELS
