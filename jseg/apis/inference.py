@@ -19,10 +19,8 @@ from ..config import Config
 from ..datasets import DATASETS
 from ..datasets.transforms import Compose, DataError
 from ..datasets.transforms.loading import read_image
+from ..datasets.transforms.test_time_aug import enable_aug_test
 from ..models import build_segmentor
-
-AUG_RATIOS = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-
 
 def _set_device(device):
     if device == "auto":
@@ -79,11 +77,8 @@ def _test_pipeline(cfg, aug_test):
     test = (cfg.get("data") or {}).get("test") or (cfg.get("data") or {}).get("val")
     if not test or "pipeline" not in test:
         raise ValueError("the config has no data.test pipeline; inference needs its test transforms")
-    steps = [dict(t) for t in test["pipeline"] if t["type"] != "LoadImageFromFile"]
-    for t in steps:
-        if t["type"] == "MultiScaleFlipAug" and aug_test:
-            t.update(img_ratios=AUG_RATIOS, flip=True)
-    return Compose(steps)
+    steps = [copy.deepcopy(t) for t in test["pipeline"] if t["type"] != "LoadImageFromFile"]
+    return Compose(enable_aug_test(steps) if aug_test else steps)
 
 
 def inference_model(model, imgs, seed=0, aug_test=False, return_probs=False):
@@ -103,12 +98,7 @@ def inference_model(model, imgs, seed=0, aug_test=False, return_probs=False):
         data = pipeline({"img": arr, "filename": name, "ori_filename": name, "img_shape": arr.shape,
                          "ori_shape": arr.shape, "pad_shape": arr.shape, "scale_factor": 1.0,
                          "rng": np.random.default_rng(seed)})
-        views = [(jt.array(np.array(v[None], copy=True)), m.get("flip", False), m.get("flip_direction", "horizontal"))
-                 for v, m in zip(data["img"], data["img_metas"])]
-        model.set_nmf_sample_keys([(seed, 2, i)])   # stream 2: inference
-        with jt.no_grad():
-            prob = model.aug_test(views, ori_shape=arr.shape[:2]).numpy()[0]
-        model.set_nmf_sample_keys(None)
+        prob = model.infer_test_sample(data, arr.shape[:2], nmf_key=(seed, 2, i))  # stream 2: inference
         labels.append(prob.argmax(0).astype(np.int64))
         probs.append(prob.astype(np.float32))
     if single:

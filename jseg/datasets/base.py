@@ -126,10 +126,6 @@ class SegDataset(Dataset):
         n = self.num_samples()
         return n - n % self.batch_size if self.drop_last else n
 
-    @property
-    def epoch(self):
-        return self._pos // max(self.epoch_length(), 1)
-
     def _stream(self, start, length):
         """Encoded sample keys ``epoch * N + index`` at stream positions ``[start, start + length)``."""
         n, ep_len = self.num_samples(), self.epoch_length()

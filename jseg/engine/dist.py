@@ -35,7 +35,3 @@ def broadcast_model(model):
     jt.sync(list(model.state_dict().values()))
     jt.sync_all(True)
 
-
-def barrier():
-    if jt.in_mpi:
-        jt.array(np.zeros(1, np.float32)).mpi_all_reduce("add").sync()

@@ -77,12 +77,8 @@ def evaluate(model, dataset, seed=0, log=None, show_dir=None):
     for n, idx in enumerate(indices, 1):
         sample = dataset.get_sample(idx, np.random.default_rng([seed, idx]))
         gt = dataset.get_gt_seg_map(idx)
-        views = [(jt.array(img[None]), meta.get("flip", False), meta.get("flip_direction", "horizontal"))
-                 for img, meta in zip(sample["img"], sample["img_metas"])]
-        model.set_nmf_sample_keys([(seed, 1, idx)])  # stream 1: evaluation
-        with jt.no_grad():
-            prob = model.aug_test(views, ori_shape=gt.shape[:2])
-            pred = np.argmax(prob.numpy()[0], axis=0)
+        prob = model.infer_test_sample(sample, gt.shape[:2], nmf_key=(seed, 1, idx))  # stream 1: evaluation
+        pred = np.argmax(prob, axis=0)
         areas += confusion_areas(pred, gt, num_classes, dataset.ignore_index)
         if show_dir:
             from ..visualization import save_colored
@@ -90,7 +86,6 @@ def evaluate(model, dataset, seed=0, log=None, show_dir=None):
                          pred, dataset.PALETTE)
         if log and dist.is_main() and (n == len(indices) or n % 50 == 0):
             log(f"eval {n}/{len(indices)} (this rank) {time.time() - t0:.1f} s")
-    model.set_nmf_sample_keys(None)
     if was_training:
         model.train()
     return summarize(dist.all_reduce_sum(areas).astype(np.int64))

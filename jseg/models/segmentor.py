@@ -180,6 +180,18 @@ class EncoderDecoder(nn.Module):
             total = prob if total is None else total + prob
         return total / len(views)
 
+    def infer_test_sample(self, sample, ori_shape, nmf_key=None):
+        """Probabilities (K, H, W) NumPy for one test-pipeline sample (``img``: a list of (C, h, w) views,
+        ``img_metas``: their flip flags); ``nmf_key`` seeds the Ham bases of this image."""
+        views = [(jt.array(np.array(v[None], copy=True)), m.get("flip", False),
+                  m.get("flip_direction", "horizontal")) for v, m in zip(sample["img"], sample["img_metas"])]
+        self.set_nmf_sample_keys(None if nmf_key is None else [nmf_key])
+        try:
+            with jt.no_grad():
+                return self.aug_test(views, ori_shape=tuple(ori_shape)).numpy()[0]
+        finally:
+            self.set_nmf_sample_keys(None)
+
     def predict(self, img, scales=(1.0,), flip=False, ori_shape=None):
         """Label map (B, H, W) for normalised images, with optional multi-scale/flip TTA (sets eval mode).
 

@@ -14,8 +14,6 @@ import sys
 
 from ..config import Config, parse_cfg_options
 
-AUG_RATIOS = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m jseg.tools.test", description=__doc__.split("\n\n")[0],
@@ -30,6 +28,7 @@ def main(argv=None):
 
     from ..checkpoint import CheckpointError, load_checkpoint
     from ..datasets import build_dataset
+    from ..datasets.transforms.test_time_aug import enable_aug_test
     from ..engine import dist
     from ..engine.runner import evaluate
     from ..evaluation import format_table
@@ -39,9 +38,7 @@ def main(argv=None):
     cfg.merge_options(parse_cfg_options(a.cfg_options))
     test_cfg = cfg.data.get("test", cfg.data.get("val"))
     if a.aug_test:
-        for t in test_cfg.pipeline:
-            if t["type"] == "MultiScaleFlipAug":
-                t.update(img_ratios=AUG_RATIOS, flip=True)
+        enable_aug_test(test_cfg.pipeline)
     model = build_segmentor(cfg.model)
     try:
         report, _ = load_checkpoint(model, a.checkpoint)

@@ -1,6 +1,16 @@
 """MultiScaleFlipAug: run the test transforms once per (scale, flip) view."""
 from .compose import TRANSFORMS, Compose
 
+AUG_RATIOS = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]  # the official tools/test.py --aug-test scales
+
+
+def enable_aug_test(pipeline):
+    """Switch the MultiScaleFlipAug steps of a test pipeline config to multi-scale (AUG_RATIOS) + flip."""
+    for step in pipeline:
+        if step["type"] == "MultiScaleFlipAug":
+            step.update(img_ratios=AUG_RATIOS, flip=True)
+    return pipeline
+
 
 @TRANSFORMS.register()
 class MultiScaleFlipAug:
