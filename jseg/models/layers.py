@@ -11,6 +11,8 @@ import math
 import jittor as jt
 from jittor import nn
 
+from .kernels import bilinear_resize_cpu
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -20,10 +22,15 @@ def resize(x, size, mode="bilinear", align_corners=False):
     Jittor's bilinear resize uses PyTorch's source-index rule
     (``src = (dst + 0.5) * in/out - 0.5``) and autograd through it gives the
     exact gradient, so no custom backward is needed.  Same size: identity.
+    Without gradient on the CPU, bilinear runs a threaded kernel that follows
+    PyTorch's float arithmetic more closely (``kernels.bilinear_resize_cpu``).
     """
     size = tuple(int(s) for s in size)
     if tuple(x.shape[2:]) == size:
         return x
+    if (mode == "bilinear" and not jt.flags.use_cuda and x.dtype == "float32" and x.ndim == 4
+            and (jt.flags.no_grad or x.is_stop_grad())):
+        return bilinear_resize_cpu(x, size, align_corners)
     return nn.interpolate(x, size=size, mode=mode, align_corners=align_corners)
 
 

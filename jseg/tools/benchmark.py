@@ -1,7 +1,24 @@
-"""Benchmarks.
+"""Benchmarks: model speed and memory, data loading.
 
+    python -m jseg.tools.benchmark CONFIG [--shape H [W]] [--batch N] [--train] [--iters N] [--warmup N]
+        [--device auto|cpu|cuda] [--cfg-options key=value ...]
     python -m jseg.tools.benchmark loader [--config configs/_base_/datasets/ade20k.py] [--data-root DIR]
         [--toy-size 512] [--workers 0 2] [--samples-per-gpu 4] [--batches 25]
+
+CONFIG: times the config's model on a random ``N x 3 x H x W`` input (default
+1x3x512x512) with random weights (speed does not depend on their values).
+Eval mode times ``encode_decode`` (backbone, head with its NMF steps and the
+final resize: the official ``forward_dummy``), under no_grad; ``--train`` times
+a whole training step (forward, loss, backward, the config's optimizer update)
+on random labels, data loading excluded.  Each timed iteration ends with a
+device sync.  ``--warmup`` iterations (default 2; Jittor compiles its kernels
+in the first one) are not counted; then ``--iters`` (default 10) are timed and
+the median and spread (min, quartiles, max) of seconds per iteration and
+images/s are reported, with the peak memory during the timed iterations (CPU:
+the process's peak resident memory; CUDA: Jittor's device memory in use),
+as a table and one JSON line (prefix ``BENCHMARK_JSON``).  A busy machine
+(load average above half the cores at the start) is flagged in both: on 2
+cores a single competing process slows timings 10x.
 
 ``loader``: images/s of a config's training data (``data.train``) through
 jseg's loader, for each worker count.  Without ``--data-root`` the config's
@@ -9,7 +26,10 @@ pipeline runs on a generated toy folder in the ADE20K layout (``--toy-size``
 square images, default 512, about ADE20K's size), so no download is needed.
 """
 import argparse
+import json
 import os
+import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -51,7 +71,197 @@ def bench_loader(config, data_root=None, toy_size=512, workers=(0, 2), samples_p
     return results
 
 
+# ----------------------------------------------------------------------------- model
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _gpu_name():
+    import subprocess
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20).stdout.strip().splitlines()
+        return out[0] if out else "CUDA GPU"
+    except (OSError, subprocess.SubprocessError):
+        return "CUDA GPU"
+
+
+def _reset_peak_rss():
+    """Reset the kernel's peak-RSS mark (Linux); False if it cannot be reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _quantile(sorted_xs, q):
+    pos = (len(sorted_xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def summarize(times, batch):
+    """Median and spread of per-iteration seconds, and the matching images/s."""
+    ts = sorted(times)
+    s = dict(median=statistics.median(ts), min=ts[0], p25=_quantile(ts, 0.25), p75=_quantile(ts, 0.75),
+             max=ts[-1])
+    # per-iteration throughput: its quantiles are the time quantiles mirrored
+    ips = dict(median=batch / s["median"], min=batch / s["max"], p25=batch / s["p75"], p75=batch / s["p25"],
+               max=batch / s["min"])
+    return dict(s_per_iter=s, img_per_s=ips)
+
+
+def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup=2, device="auto",
+                cfg_options=(), seed=0, out=print):
+    import jittor as jt
+    import numpy as np
+
+    from .. import __version__
+    from ..config import Config, parse_cfg_options
+    from ..models import build_segmentor
+
+    if device == "cuda" and not jt.has_cuda:
+        raise RuntimeError("--device cuda: this Jittor has no CUDA (no GPU or no CUDA driver found)")
+    jt.flags.use_cuda = int(device == "cuda" or (device == "auto" and jt.has_cuda))
+    on_gpu = bool(jt.flags.use_cuda)
+    cfg = Config.fromfile(config)
+    cfg.merge_options(parse_cfg_options(list(cfg_options)))
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = load > cores / 2
+    H, W = shape
+    jt.set_global_seed(seed)
+    model = build_segmentor(cfg.model)
+    model.seed_nmf(seed)
+    rng = np.random.default_rng(seed)
+    img = jt.array(rng.standard_normal((batch, 3, H, W), dtype=np.float32))
+    img.sync()
+    if train:
+        from ..engine.optim import build_optimizer
+        num_classes = model.decode_head.num_classes
+        gt = jt.array(rng.integers(0, num_classes, (batch, 1, H, W)).astype(np.int32))
+        optimizer = build_optimizer(model, cfg.optimizer)
+        model.train()
+
+        def step():
+            losses = model.forward_train(img, gt)
+            loss, _ = model.parse_losses(losses)
+            optimizer.step(loss)
+            jt.sync_all(True)
+    else:
+        model.eval()
+
+        def step():
+            with jt.no_grad():
+                model.encode_decode(img).sync()
+            jt.sync_all(True)
+
+    mode = "train" if train else "eval"
+    name = os.path.splitext(os.path.basename(config))[0]
+    dev = _gpu_name() if on_gpu else f"{_cpu_name()}, {cores} cores"
+    out(f"benchmark {name}: {mode}, input {batch}x3x{H}x{W}, {dev}; {warmup} warm-up + {iters} timed iterations")
+    if busy:
+        out(f"warning: load average {load:.2f} on {cores} cores at the start: the machine is busy, "
+            f"timings are unreliable")
+    for i in range(warmup):
+        t0 = time.perf_counter()
+        step()
+        out(f"  warm-up {i + 1}/{warmup}: {time.perf_counter() - t0:.3f} s")
+    rss_reset = _reset_peak_rss()
+    peak_dev = 0.0
+    times = []
+    for i in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+        if on_gpu:
+            peak_dev = max(peak_dev, jt.get_mem_info().total_cuda_used / 2 ** 20)
+    res = dict(config=config, mode=mode, shape=[H, W], batch=batch, device="cuda" if on_gpu else "cpu",
+               device_name=dev, iters=iters, warmup=warmup, **summarize(times, batch),
+               times=[round(t, 6) for t in times], load_avg_start=round(load, 2), busy=busy,
+               jittor=jt.__version__, jseg=__version__)
+    if on_gpu:
+        res["peak_device_mem_mib"] = round(peak_dev, 1)
+    else:
+        res["peak_rss_mib"] = round(_peak_rss_mib(), 1)
+        res["peak_rss_scope"] = "timed iterations" if rss_reset else "whole process"
+    out(format_model_report(res))
+    out("BENCHMARK_JSON " + json.dumps(res))
+    return res
+
+
+def format_model_report(r):
+    s, ips = r["s_per_iter"], r["img_per_s"]
+    rows = [("", "median", "min", "p25", "p75", "max"),
+            ("s/iter",) + tuple(f"{s[k]:.4f}" for k in ("median", "min", "p25", "p75", "max")),
+            ("img/s",) + tuple(f"{ips[k]:.2f}" for k in ("median", "min", "p25", "p75", "max"))]
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    if "peak_rss_mib" in r:
+        lines.append(f"peak memory: {r['peak_rss_mib']:.0f} MiB resident (process, {r['peak_rss_scope']})")
+    else:
+        lines.append(f"peak memory: {r['peak_device_mem_mib']:.0f} MiB on the device (Jittor allocator)")
+    return "\n".join(lines)
+
+
+def _model_parser():
+    p = argparse.ArgumentParser(prog="python -m jseg.tools.benchmark", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="model config, or 'loader' for the data-loading benchmark")
+    p.add_argument("--shape", type=int, nargs="+", default=[512, 512], metavar="H [W]")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--train", action="store_true", help="time training steps instead of inference")
+    p.add_argument("--iters", type=int, default=10, help="timed iterations (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
+    return p
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "loader":
+        return _main_loader(argv)
+    p = _model_parser()
+    a = p.parse_args(argv)
+    if len(a.shape) not in (1, 2) or min(a.shape) < 32:
+        p.error(f"--shape takes H or H W, each at least 32; got {a.shape}")
+    if a.batch < 1 or a.iters < 1 or a.warmup < 0:
+        p.error("--batch and --iters must be at least 1, --warmup at least 0")
+    if not os.path.isfile(a.config):
+        p.error(f"config not found: {a.config}")
+    bench_model(a.config, (a.shape[0], a.shape[-1]), a.batch, a.train, a.iters, a.warmup, a.device,
+                a.cfg_options, a.seed)
+    return 0
+
+
+def _main_loader(argv):
     p = argparse.ArgumentParser(prog="python -m jseg.tools.benchmark", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)

@@ -10,12 +10,15 @@ from tests.helpers import assert_close, assert_grad_close, load_npz, micro_model
 EVAL_FIXTURES = ["segnext_micro_ade5_random_eval_2x3x128x160.npz", "segnext_micro_ade5_random_eval_2x3x100x132.npz"]
 
 
+@pytest.mark.parametrize("no_grad", [False, True], ids=["graph", "no_grad"])
 @pytest.mark.parametrize("name", EVAL_FIXTURES)
-def test_micro_eval_stages_head_logits(name):
+def test_micro_eval_stages_head_logits(name, no_grad):
+    """With a graph the resizes are Jittor's differentiable op; under no_grad the threaded CPU kernel."""
     f = load_npz(name)
     model = micro_model()
     model.inject_nmf_bases([f["nmf_bases"]])
-    out = model.forward_features(jt.array(f["input"]))
+    with jt.flag_scope(no_grad=int(no_grad)):
+        out = model.forward_features(jt.array(f["input"]))
     for key in ("stage1", "stage2", "stage3", "stage4", "head_logits", "logits"):
         assert_close(out[key], f[key], key)
     assert (np.argmax(out["logits"].numpy(), 1) == f["pred"]).mean() > 0.999

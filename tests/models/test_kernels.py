@@ -1,0 +1,80 @@
+"""The threaded CPU bilinear resize (jseg.models.kernels) against PyTorch's float32 arithmetic.
+
+The reference below is a NumPy transcription of the rule PyTorch's CPU
+``upsample_bilinear2d`` documents and applies (float32 throughout): scale =
+in/out (align_corners: (in-1)/(out-1)), src = max(scale*(dst+0.5)-0.5, 0),
+i0 = min(floor(src), in-1), i1 = i0 + (i0 < in-1), l1 = clamp(src-i0, 0, 1),
+a same-size axis is copied, and the two axes are combined as
+h0*(w0*a + w1*b) + h1*(w0*c + w1*d).  End-to-end agreement with real PyTorch
+outputs is checked on the fixtures in test_segmentor.py (under no_grad).
+"""
+import jittor as jt
+import numpy as np
+import pytest
+from jittor import nn
+
+from jseg.models.kernels import bilinear_resize_cpu
+from jseg.models.layers import resize
+
+f32 = np.float32
+
+
+def _axis(n_in, n_out, align_corners):
+    if n_in == n_out:
+        i = np.arange(n_out)
+        return i, i, np.zeros(n_out, f32)
+    if align_corners:
+        s = f32(n_in - 1) / f32(n_out - 1) if n_out > 1 else f32(0)
+    else:
+        s = f32(n_in) / f32(n_out)
+    d = np.arange(n_out).astype(f32)
+    src = (s * d) if align_corners else np.maximum(s * (d + f32(0.5)) - f32(0.5), f32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = i0 + (i0 < n_in - 1)
+    l1 = np.clip(src - i0.astype(f32), 0, 1).astype(f32)
+    return i0, i1, l1
+
+
+def torch_rule_resize(x, size, align_corners):
+    y0, y1, ly = _axis(x.shape[2], size[0], align_corners)
+    x0, x1, lx = _axis(x.shape[3], size[1], align_corners)
+    rows = lambda r: x[:, :, r][:, :, :, x0] * (f32(1) - lx) + x[:, :, r][:, :, :, x1] * lx
+    return rows(y0) * (f32(1) - ly)[:, None] + rows(y1) * ly[:, None]
+
+
+CASES = [((2, 3, 13, 17), (100, 132), False),   # 8x-ish upsampling, as the final logits resize
+         ((1, 2, 100, 132), (37, 53), False),   # downsampling (aug-test scale 0.5, rescale to ori_shape)
+         ((1, 2, 7, 9), (13, 5), False),        # up in H, down in W
+         ((1, 2, 7, 9), (13, 5), True),
+         ((1, 1, 1, 1), (4, 6), False),
+         ((1, 2, 5, 5), (1, 1), True),
+         ((1, 2, 33, 40), (33, 81), False)]     # same size in H
+
+
+@pytest.mark.parametrize("shape,size,align_corners", CASES)
+def test_kernel_follows_pytorch_rule(shape, size, align_corners):
+    x = np.random.default_rng(0).standard_normal(shape).astype(f32)
+    out = bilinear_resize_cpu(jt.array(x), size, align_corners)
+    assert out.shape == (*shape[:2], *size) and out.is_stop_grad()
+    np.testing.assert_allclose(out.numpy(), torch_rule_resize(x, size, align_corners), atol=1e-6, rtol=0)
+
+
+def test_kernel_equals_jittor_upsampling_and_threads_do_not_matter(monkeypatch):
+    x = jt.array(np.random.default_rng(1).standard_normal((1, 7, 16, 20)).astype(f32))
+    ref = nn.interpolate(x, size=(128, 160), mode="bilinear", align_corners=False).numpy()
+    one = bilinear_resize_cpu(x, (128, 160)).numpy()
+    np.testing.assert_allclose(one, ref, atol=2e-6, rtol=0)
+    monkeypatch.setenv("JSEG_CPU_THREADS", "3")   # 3 threads over 7 planes: uneven split
+    np.testing.assert_array_equal(bilinear_resize_cpu(x, (128, 160)).numpy(), one)
+
+
+def test_resize_uses_kernel_only_without_gradient():
+    x = jt.array(np.random.default_rng(2).standard_normal((1, 2, 100, 132)).astype(f32))
+    ref = torch_rule_resize(x.numpy(), (37, 53), False)
+    with jt.no_grad():
+        np.testing.assert_allclose(resize(x, (37, 53)).numpy(), ref, atol=1e-6, rtol=0)
+    w = jt.ones((1,), "float32")   # a graph with a parameter: the differentiable Jittor path
+    y = resize(x * w, (37, 53))
+    assert not y.is_stop_grad()
+    g = jt.grad(y.sum(), w)
+    np.testing.assert_allclose(g.numpy(), [ref.sum()], rtol=1e-4)
