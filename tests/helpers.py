@@ -9,6 +9,9 @@ SEGNEXT = os.path.join(FIXTURES, "segnext")
 MICRO_CONFIG = os.path.join(SEGNEXT, "segnext_micro_ade5_random_config.py")
 MICRO_PTH = os.path.join(SEGNEXT, "segnext_micro_ade5_random.pth")
 MICRO_STATE_NPZ = os.path.join(SEGNEXT, "segnext_micro_ade5_random_state_dict.npz")
+SEGFORMER = os.path.join(FIXTURES, "segformer")
+SEGFORMER_TINY_CONFIG = os.path.join(SEGFORMER, "segformer_tiny_config.py")
+SEGFORMER_TINY_PTH = os.path.join(SEGFORMER, "segformer_tiny.pth")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ATOL = RTOL = 1e-4  # fp32 noise floor of the fixtures (see tests/fixtures/README.md)
@@ -18,8 +21,8 @@ def segnext_path(name):
     return os.path.join(SEGNEXT, name)
 
 
-def load_npz(name):
-    with np.load(segnext_path(name)) as z:
+def load_npz(name, folder=SEGNEXT):
+    with np.load(os.path.join(folder, name)) as z:
         return {k: z[k] for k in z.files}
 
 
@@ -66,6 +69,19 @@ def micro_model(checkpoint=MICRO_PTH, train=False, **model_overrides):
     from jseg.models import build_segmentor
     model = build_segmentor(micro_config(**model_overrides).model)
     load_checkpoint(model, checkpoint)
+    return model.train() if train else model.eval()
+
+
+def segformer_tiny(train=False, **model_overrides):
+    """The fixtures' reduced SegFormer with the official checkpoint loaded (strict)."""
+    from jseg.checkpoint import load_checkpoint
+    from jseg.config import Config
+    from jseg.models import build_segmentor
+    cfg = Config.fromfile(SEGFORMER_TINY_CONFIG)
+    for dotted, value in model_overrides.items():
+        cfg.merge_options({"model." + dotted.replace("__", "."): value})
+    model = build_segmentor(cfg.model)
+    load_checkpoint(model, SEGFORMER_TINY_PTH)
     return model.train() if train else model.eval()
 
 

@@ -241,7 +241,34 @@ def Dropout2d(p=0.5):
     return Dropout(p, channelwise=True)
 
 
-# ----------------------------------------------------------------------------- conv
+# ----------------------------------------------------------------------------- linear / conv
+
+
+class Linear(nn.Module):
+    """``nn.Linear`` (weight ``(out, in)``) on tokens of any leading shape.
+
+    The leading dims are flattened so the product is one 2-D matmul, which
+    Jittor hands to oneDNN on the CPU (a 3-D operand would not be).
+    Init: ``trunc_normal(std)`` clipped at +-2 (timm's absolute bounds), bias 0.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, std=0.02):
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = jt.clamp(jt.init.gauss((out_features, in_features), "float32", std=std), -2.0, 2.0)
+        self.bias = jt.zeros((out_features,), "float32") if bias else None
+
+    def execute(self, x):
+        lead = x.shape[:-1]
+        y = nn.matmul_transpose(x.reshape((-1, self.in_features)), self.weight)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape((*lead, self.out_features))
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
 
 
 def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):

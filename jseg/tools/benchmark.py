@@ -17,8 +17,9 @@ the median and spread (min, quartiles, max) of seconds per iteration and
 images/s are reported, with the peak memory during the timed iterations (CPU:
 the process's peak resident memory; CUDA: Jittor's device memory in use),
 as a table and one JSON line (prefix ``BENCHMARK_JSON``).  A busy machine
-(load average above half the cores at the start) is flagged in both: on 2
-cores a single competing process slows timings 10x.
+(other processes using more than 20% of the cores in the second before the
+start) is flagged in both: on 2 cores a single competing process slows
+timings up to 10x.
 
 ``loader``: images/s of a config's training data (``data.train``) through
 jseg's loader, for each worker count.  Without ``--data-root`` the config's
@@ -117,6 +118,23 @@ def _peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_used_by_others(seconds=1.0):
+    """Fraction of all cores that other processes used over ``seconds`` (Linux /proc), or None."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+        return sum(v) - v[3] - v[4], sum(v), int(own[11]) + int(own[12])  # busy, total, own utime+stime
+    try:
+        b0, t0, o0 = sample()
+        time.sleep(seconds)
+        b1, t1, o1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, (b1 - b0) - (o1 - o0)) / max(1, t1 - t0)
+
+
 def _quantile(sorted_xs, q):
     pos = (len(sorted_xs) - 1) * q
     lo = int(pos)
@@ -152,7 +170,8 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     cfg.merge_options(parse_cfg_options(list(cfg_options)))
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    busy = load > cores / 2
+    others = _cpu_used_by_others()
+    busy = others is not None and others > 0.2
     H, W = shape
     jt.set_global_seed(seed)
     model = build_segmentor(cfg.model)
@@ -162,6 +181,8 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     img.sync()
     if train:
         from ..engine.optim import build_optimizer
+        if "optimizer" not in cfg:
+            raise ValueError(f"--train: {config} has no 'optimizer' (add one, e.g. through a schedule _base_)")
         num_classes = model.decode_head.num_classes
         gt = jt.array(rng.integers(0, num_classes, (batch, 1, H, W)).astype(np.int32))
         optimizer = build_optimizer(model, cfg.optimizer)
@@ -185,7 +206,7 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     dev = _gpu_name() if on_gpu else f"{_cpu_name()}, {cores} cores"
     out(f"benchmark {name}: {mode}, input {batch}x3x{H}x{W}, {dev}; {warmup} warm-up + {iters} timed iterations")
     if busy:
-        out(f"warning: load average {load:.2f} on {cores} cores at the start: the machine is busy, "
+        out(f"warning: other processes used {others:.0%} of the {cores} cores at the start: the machine is busy, "
             f"timings are unreliable")
     for i in range(warmup):
         t0 = time.perf_counter()
@@ -202,7 +223,8 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
             peak_dev = max(peak_dev, jt.get_mem_info().total_cuda_used / 2 ** 20)
     res = dict(config=config, mode=mode, shape=[H, W], batch=batch, device="cuda" if on_gpu else "cpu",
                device_name=dev, iters=iters, warmup=warmup, **summarize(times, batch),
-               times=[round(t, 6) for t in times], load_avg_start=round(load, 2), busy=busy,
+               times=[round(t, 6) for t in times], load_avg_start=round(load, 2),
+               cpu_used_by_others_start=None if others is None else round(others, 3), busy=busy,
                jittor=jt.__version__, jseg=__version__)
     if on_gpu:
         res["peak_device_mem_mib"] = round(peak_dev, 1)
@@ -256,8 +278,12 @@ def main(argv=None):
         p.error("--batch and --iters must be at least 1, --warmup at least 0")
     if not os.path.isfile(a.config):
         p.error(f"config not found: {a.config}")
-    bench_model(a.config, (a.shape[0], a.shape[-1]), a.batch, a.train, a.iters, a.warmup, a.device,
-                a.cfg_options, a.seed)
+    try:
+        bench_model(a.config, (a.shape[0], a.shape[-1]), a.batch, a.train, a.iters, a.warmup, a.device,
+                    a.cfg_options, a.seed)
+    except (ValueError, RuntimeError) as e:
+        print(f"benchmark: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

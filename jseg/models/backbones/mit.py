@@ -1,0 +1,208 @@
+"""Mix Transformer (MiT), the encoder of SegFormer.
+
+Official source: ``NVlabs/SegFormer`` @ 65fa8cf,
+``mmseg/models/backbones/mix_transformer.py``.  Paper: Xie et al.,
+"SegFormer: Simple and Efficient Design for Semantic Segmentation with
+Transformers", NeurIPS 2021, Sec. 3.1 (Eq. 1-3).
+
+Tokens are ``(B, N, C)`` inside a stage, as officially; every stage returns
+an NCHW map (strides 4, 8, 16, 32).  Attribute names equal the official
+state-dict names (``block1.0.attn.kv.weight``, ``block1.0.mlp.dwconv.dwconv.weight`` ...).
+LayerNorm eps: 1e-5 in the patch embeddings and the spatial-reduction norm
+(``nn.LayerNorm`` default there), 1e-6 in the blocks and stage norms.
+"""
+import math
+
+import numpy as np
+import jittor as jt
+from jittor import nn
+
+from ...registry import MODELS
+from ..layers import GELU, DropPath, Dropout, LayerNorm, Linear, bmm, conv2d
+
+
+def _tokens_to_map(x, H, W):
+    B, N, C = x.shape
+    return x.transpose(0, 2, 1).reshape((B, C, H, W))
+
+
+def _map_to_tokens(x):
+    B, C, H, W = x.shape
+    return x.reshape((B, C, H * W)).transpose(0, 2, 1)
+
+
+class OverlapPatchEmbed(nn.Module):
+    """``Conv(k, stride, padding=k//2)`` then LayerNorm (eps 1e-5) over the flattened tokens.
+
+    Returns ``(tokens (B, H'*W', C), H', W')``.
+    """
+
+    def __init__(self, patch_size=7, stride=4, in_chans=3, embed_dim=768):
+        self.proj = conv2d(in_chans, embed_dim, patch_size, stride=stride, padding=patch_size // 2)
+        self.norm = LayerNorm(embed_dim, eps=1e-5)
+
+    def execute(self, x):
+        x = self.proj(x)
+        H, W = x.shape[2:]
+        return self.norm(_map_to_tokens(x)), H, W
+
+
+class Attention(nn.Module):
+    """Efficient self-attention (paper Eq. 2): keys/values from a spatially reduced sequence.
+
+    ``K, V = kv(LN(Conv_{R,stride R}(x)))`` (reduction only if ``sr_ratio > 1``), ``kv`` rows are
+    ``[k; v]``; per head ``softmax(q k^T / sqrt(d_head)) v``, then ``proj``.
+    """
+
+    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None, attn_drop=0.0, proj_drop=0.0,
+                 sr_ratio=1):
+        if dim % num_heads:
+            raise ValueError(f"Attention: dim {dim} is not divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads) ** -0.5
+        self.q = Linear(dim, dim, bias=qkv_bias)
+        self.kv = Linear(dim, dim * 2, bias=qkv_bias)
+        self.attn_drop = Dropout(attn_drop)
+        self.proj = Linear(dim, dim)
+        self.proj_drop = Dropout(proj_drop)
+        self.sr_ratio = sr_ratio
+        if sr_ratio > 1:
+            self.sr = conv2d(dim, dim, sr_ratio, stride=sr_ratio)
+            self.norm = LayerNorm(dim, eps=1e-5)
+
+    def execute(self, x, H, W):
+        B, N, C = x.shape
+        h, d = self.num_heads, C // self.num_heads
+        q = self.q(x).reshape((B, N, h, d)).permute(0, 2, 1, 3).reshape((B * h, N, d))
+        if self.sr_ratio > 1:
+            x = self.norm(_map_to_tokens(self.sr(_tokens_to_map(x, H, W))))
+        M = x.shape[1]
+        kv = self.kv(x).reshape((B, M, 2, h, d)).permute(2, 0, 3, 1, 4)
+        k = kv[0].reshape((B * h, M, d))
+        v = kv[1].reshape((B * h, M, d))
+        attn = nn.softmax(bmm(q, k.transpose(0, 2, 1)) * self.scale, dim=-1)
+        attn = self.attn_drop(attn)
+        x = bmm(attn, v).reshape((B, h, N, d)).permute(0, 2, 1, 3).reshape((B, N, C))
+        return self.proj_drop(self.proj(x))
+
+
+class DWConv(nn.Module):
+    """3x3 depth-wise conv on tokens (key ``mlp.dwconv.dwconv.weight``)."""
+
+    def __init__(self, dim):
+        self.dwconv = conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def execute(self, x, H, W):
+        return _map_to_tokens(self.dwconv(_tokens_to_map(x, H, W)))
+
+
+class Mlp(nn.Module):
+    """Mix-FFN (paper Eq. 3): ``fc1 -> DW3x3 -> GELU -> drop -> fc2 -> drop``."""
+
+    def __init__(self, in_features, hidden_features, drop=0.0):
+        self.fc1 = Linear(in_features, hidden_features)
+        self.dwconv = DWConv(hidden_features)
+        self.act = GELU()
+        self.fc2 = Linear(hidden_features, in_features)
+        self.drop = Dropout(drop)
+
+    def execute(self, x, H, W):
+        x = self.drop(self.act(self.dwconv(self.fc1(x), H, W)))
+        return self.drop(self.fc2(x))
+
+
+class Block(nn.Module):
+    """``x = x + drop_path(attn(norm1(x)))``; ``x = x + drop_path(mlp(norm2(x)))`` (norms eps 1e-6)."""
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=False, qk_scale=None, drop=0.0, attn_drop=0.0,
+                 drop_path=0.0, sr_ratio=1, norm_eps=1e-6):
+        self.norm1 = LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop, sr_ratio)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def execute(self, x, H, W):
+        x = x + self.drop_path(self.attn(self.norm1(x), H, W))
+        return x + self.drop_path(self.mlp(self.norm2(x), H, W))
+
+
+@MODELS.register()
+class MixVisionTransformer(nn.Module):
+    """MiT-B0..B5 (NVlabs ``mit_b0`` .. ``mit_b5``; see ``configs/_base_/models/segformer_mit-b*.py``).
+
+    Args:
+        in_chans: input channels.
+        embed_dims: channels per stage (B0: [32,64,160,256]; B1-B5: [64,128,320,512]).
+        num_heads: heads per stage ([1,2,5,8] in all variants).
+        mlp_ratios: Mix-FFN expansion ([4,4,4,4]).
+        qkv_bias: bias of q/kv (True in all variants).
+        qk_scale: attention scale override (None: head_dim^-0.5).
+        drop_rate / attn_drop_rate: dropouts (0 in all variants).
+        drop_path_rate: stochastic depth, linearly increased over all blocks (0.1).
+        depths: blocks per stage (B0/B1 [2,2,2,2], B2 [3,4,6,3], B3 [3,4,18,3], B4 [3,8,27,3], B5 [3,6,40,3]).
+        sr_ratios: spatial reduction per stage ([8,4,2,1]).
+        norm_eps: eps of the block and stage LayerNorms (1e-6).
+        pretrained / init_cfg: an ImageNet ``mit_b*.pth`` (classifier ``head.*`` dropped) or segmentor checkpoint.
+    Returns (execute): list of the four stage outputs, NCHW.
+    """
+
+    def __init__(self, in_chans=3, embed_dims=(64, 128, 256, 512), num_heads=(1, 2, 4, 8), mlp_ratios=(4, 4, 4, 4),
+                 qkv_bias=False, qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
+                 depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1), norm_eps=1e-6, num_stages=4, pretrained=None,
+                 init_cfg=None):
+        lists = dict(embed_dims=embed_dims, num_heads=num_heads, mlp_ratios=mlp_ratios, depths=depths,
+                     sr_ratios=sr_ratios)
+        if any(len(v) != num_stages for v in lists.values()):
+            raise ValueError(f"MixVisionTransformer: {lists} must all have num_stages={num_stages} entries")
+        if init_cfg is not None and pretrained is None:
+            if init_cfg.get("type") != "Pretrained" or "checkpoint" not in init_cfg:
+                raise ValueError(f"MixVisionTransformer init_cfg must be dict(type='Pretrained', checkpoint=PATH), "
+                                 f"got {init_cfg}")
+            pretrained = init_cfg["checkpoint"]
+        self.pretrained = pretrained
+        self.num_stages = num_stages
+        self.embed_dims = list(embed_dims)
+        self.depths = list(depths)
+        for i in range(num_stages):
+            patch, stride = (7, 4) if i == 0 else (3, 2)
+            setattr(self, f"patch_embed{i + 1}",
+                    OverlapPatchEmbed(patch, stride, in_chans if i == 0 else embed_dims[i - 1], embed_dims[i]))
+        dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()
+        cur = 0
+        for i in range(num_stages):
+            setattr(self, f"block{i + 1}", nn.ModuleList([
+                Block(embed_dims[i], num_heads[i], mlp_ratios[i], qkv_bias, qk_scale, drop_rate, attn_drop_rate,
+                      dpr[cur + j], sr_ratios[i], norm_eps) for j in range(depths[i])]))
+            setattr(self, f"norm{i + 1}", LayerNorm(embed_dims[i], eps=norm_eps))
+            cur += depths[i]
+        self._init_random()
+
+    def _init_random(self):
+        """Official ``_init_weights``: Linear trunc_normal(0.02)/0 (done in Linear), LayerNorm (1, 0),
+        Conv N(0, sqrt(2/fan_out)) with fan_out = k*k*out/groups, bias 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                kh, kw = m.weight.shape[2:]
+                fan_out = kh * kw * m.out_channels // m.groups
+                m.weight.assign(jt.init.gauss(m.weight.shape, "float32", std=math.sqrt(2.0 / fan_out)))
+                if m.bias is not None:
+                    m.bias.assign(jt.zeros(m.bias.shape, "float32"))
+
+    def init_weights(self):
+        """Load ``pretrained`` (ImageNet ``mit_b*.pth``: classifier ``head.*`` is dropped and reported)."""
+        if self.pretrained:
+            from ...checkpoint import load_checkpoint
+            return load_checkpoint(self, self.pretrained, strict=True, target="backbone")
+        return None
+
+    def execute(self, x):
+        outs = []
+        for i in range(self.num_stages):
+            x, H, W = getattr(self, f"patch_embed{i + 1}")(x)
+            for blk in getattr(self, f"block{i + 1}"):
+                x = blk(x, H, W)
+            x = _tokens_to_map(getattr(self, f"norm{i + 1}")(x), H, W)
+            outs.append(x)
+        return outs

@@ -1,0 +1,68 @@
+"""SegFormer's all-MLP decoder (the NVlabs head, not mmseg 1.x's ``SegformerHead``).
+
+Official source: ``NVlabs/SegFormer`` @ 65fa8cf,
+``mmseg/models/decode_heads/segformer_head.py``; paper Sec. 3.2, Eq. 4:
+
+    F_i = Linear(C_i, E)(F_i), upsampled to H/4 x W/4      (i = 1..4)
+    F   = Linear(4E, E)(Concat(F_4, F_3, F_2, F_1))         (1x1 conv, no bias, BN, ReLU)
+    M   = Linear(E, N_cls)(F)                                (after Dropout2d)
+
+The concat order is c4, c3, c2, c1.  ``conv_seg`` of BaseDecodeHead exists
+(officially created, kept in the checkpoints) but is never used.
+"""
+import jittor as jt
+from jittor import nn
+
+from ...registry import MODELS
+from ..layers import ConvModule, Linear, conv2d, resize
+from .decode_head import BaseDecodeHead
+
+
+class MLP(nn.Module):
+    """``Linear(input_dim, embed_dim)`` on the flattened map (key ``linear_cN.proj``); returns tokens."""
+
+    def __init__(self, input_dim=2048, embed_dim=768):
+        self.proj = Linear(input_dim, embed_dim)
+
+    def execute(self, x):
+        B, C, H, W = x.shape
+        return self.proj(x.reshape((B, C, H * W)).transpose(0, 2, 1))
+
+
+@MODELS.register()
+class SegFormerHead(BaseDecodeHead):
+    """All-MLP decoder.
+
+    Args (besides BaseDecodeHead's; ``in_index`` [0,1,2,3], ``channels`` only sizes the unused ``conv_seg``):
+        feature_strides: strides of the four inputs ([4, 8, 16, 32]).
+        decoder_params: ``dict(embed_dim=E)`` (256 for B0/B1, 768 for B2-B5).
+    """
+
+    def __init__(self, feature_strides=(4, 8, 16, 32), decoder_params=dict(embed_dim=768), **kwargs):
+        super().__init__(input_transform="multiple_select", **kwargs)
+        if len(feature_strides) != len(self.in_channels) or list(feature_strides) != sorted(feature_strides):
+            raise ValueError(f"SegFormerHead: feature_strides {feature_strides} must be increasing and match "
+                             f"in_channels {self.in_channels}")
+        self.feature_strides = list(feature_strides)
+        E = decoder_params["embed_dim"]
+        self.embed_dim = E
+        c1, c2, c3, c4 = self.in_channels
+        self.linear_c4 = MLP(c4, E)
+        self.linear_c3 = MLP(c3, E)
+        self.linear_c2 = MLP(c2, E)
+        self.linear_c1 = MLP(c1, E)
+        self.linear_fuse = ConvModule(4 * E, E, 1, norm_cfg=self.norm_cfg)
+        self.linear_pred = conv2d(E, self.num_classes, 1)
+
+    def execute(self, inputs):
+        c1, c2, c3, c4 = self._transform_inputs(inputs)
+        size = c1.shape[2:]
+        maps = []
+        for c, mlp in ((c4, self.linear_c4), (c3, self.linear_c3), (c2, self.linear_c2), (c1, self.linear_c1)):
+            B, _, h, w = c.shape
+            m = mlp(c).transpose(0, 2, 1).reshape((B, self.embed_dim, h, w))
+            maps.append(m if c is c1 else resize(m, size, "bilinear", self.align_corners))
+        x = self.linear_fuse(jt.concat(maps, dim=1))
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.linear_pred(x)
