@@ -1,32 +1,43 @@
-"""Model size and cost: parameters and multiply-accumulates (MACs).
+"""Model size and cost: parameters and operation counts, counted the way each paper counts.
 
-The SegNeXt paper and README report "GFLOPs" that are really GMACs from
-torchprofile (``OFF:tools/get_flops.py``: ``profile_macs(model.forward_dummy, img) / 1e9``),
-input 512x512 for ADE20K and 2048x1024 for Cityscapes.  torchprofile traces the
-PyTorch graph and counts, per aten op:
+Two counting conventions are reproduced (each paper's ``tools/get_flops.py``):
+
+``torchprofile`` (SegNeXt: ``profile_macs(model.forward_dummy, img) / 1e9``, printed as "GFLOPs",
+really MACs).  torchprofile traces the PyTorch graph and counts, per aten op:
 
 * convolution: ``prod(out) * in_channels/groups * kh * kw`` (bias not counted);
-* ``bmm`` / ``matmul``: ``b * n * m * p``; linear: ``prod(out) * in_features``;
+* ``bmm`` / ``matmul`` / ``linear``: ``batch * n * m * p``;
 * elementwise ``mul``: ``prod(out)`` (``add``/``div``/activations/softmax: 0);
 * batch/layer/group norm with affine parameters: ``prod(out)``;
 * ``upsample_bilinear2d``: ``4 * prod(out)``, also for a same-size resize, which
   mmseg's ``resize`` still calls.
 
-Here the same rules are applied per module through forward hooks, for the ops
-of the *official* forward (jseg's own implementation may compute the same
-values with other ops, e.g. a per-item matmul loop).  The forward is only
-traced: Jittor builds the graph lazily and nothing is executed, so counting a
-2048x1024 SegNeXt-L takes a second and no memory.
+``nvlabs`` (SegFormer: mmcv's ``get_model_complexity_info`` module counter plus NVlabs'
+``sra_flops`` term for the attention matmuls).  mmcv counts modules only:
+
+* Conv2d: ``prod(out) * in/groups * kh * kw`` plus ``prod(out)`` for a bias;
+* Linear: ``prod(in) * out_features`` plus ``out_features`` for a bias (mmcv's rule);
+* BN/GN/LN: ``numel(in)``, doubled when affine (SyncBN: not counted); ReLU: ``numel(out)``;
+* GELU, softmax, matmuls, elementwise ops and ``F.interpolate`` are not counted;
+* NVlabs adds ``2 * N * N_reduced * C`` per efficient-attention layer.
+
+The rules are applied per module through forward hooks, for the ops of the
+*official* forward (jseg's implementation may compute the same values with
+other ops).  The forward is only traced: Jittor builds the graph lazily and
+nothing is executed, so counting a 2048x1024 model takes a second.
 """
 import math
 
 import jittor as jt
 from jittor import nn
 
+from .models.backbones import mit
 from .models.backbones.mscan import (MSCAN, AttentionModule, Block, DWConv, Mlp, OverlapPatchEmbed,
                                      SpatialAttention, StemConv)
 from .models.heads.ham_head import NMF2D, Hamburger, LightHamHead
-from .models.layers import BatchNorm2d, ConvModule, Dropout, DropPath, GELU, GroupNorm, LayerNorm, ReLU
+from .models.heads.segformer_head import MLP, SegFormerHead
+from .models.layers import (BatchNorm2d, ConvModule, Dropout, DropPath, GELU, GroupNorm, LayerNorm, Linear,
+                            ReLU)
 from .models.segmentor import EncoderDecoder
 
 BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
@@ -38,12 +49,12 @@ def count_params(module):
                if k.rsplit(".", 1)[-1] not in BUFFER_NAMES)
 
 
-# ----------------------------------------------------------------------------- per-module MAC rules
-# rule(module, inputs, output) -> MACs of the module's own ops (children are counted by their own hooks)
-
 def _numel(v):
     return int(math.prod(v.shape))
 
+
+# ----------------------------------------------------------------------------- torchprofile rules
+# rule(module, inputs, output) -> count of the module's own ops (children are counted by their own hooks)
 
 def _conv(m, inputs, out):
     kh, kw = m.weight.shape[2:]
@@ -62,7 +73,7 @@ def _msca(m, inputs, out):
     return _numel(out)  # attn * u
 
 
-def _block(m, inputs, out):
+def _mscan_block(m, inputs, out):
     return 2 * _numel(out)  # layer_scale_1 * attn(...), layer_scale_2 * mlp(...)
 
 
@@ -89,45 +100,114 @@ def _light_ham_head(m, inputs, out):
     return sum(4 * f.shape[0] * f.shape[1] * H * W for f in feats)
 
 
-MAC_RULES = {
+def _mit_attention_tp(m, inputs, out):
+    x, H, W = inputs
+    B, N, C = x.shape
+    Nr = (H // m.sr_ratio) * (W // m.sr_ratio) if m.sr_ratio > 1 else N
+    # q k^T, * scale, attn v (the Linear/conv/norm children count themselves)
+    return 2 * B * N * Nr * C + B * m.num_heads * N * Nr
+
+
+def _segformer_head_tp(m, inputs, out):
+    c1 = inputs[0][m.in_index[0]]
+    H, W = c1.shape[2:]
+    return 3 * 4 * c1.shape[0] * m.embed_dim * H * W   # _c4, _c3, _c2 resized to the c1 size
+
+
+_ZERO = [  # own ops are adds, activations, dropout or reshapes only
+    nn.Sequential, nn.ModuleList, nn.ReLU, nn.GELU, nn.Dropout, GELU, ReLU, Dropout, DropPath, ConvModule,
+    StemConv, OverlapPatchEmbed, SpatialAttention, DWConv, Mlp, MSCAN, Hamburger, EncoderDecoder,
+    mit.OverlapPatchEmbed, mit.DWConv, mit.Mlp, mit.Block, mit.MixVisionTransformer, MLP,
+]
+
+TORCHPROFILE = {
     nn.Conv2d: _conv,
     nn.Linear: _linear,
+    Linear: _linear,
     BatchNorm2d: _affine_norm,
     LayerNorm: _affine_norm,
     GroupNorm: _affine_norm,
     AttentionModule: _msca,
-    Block: _block,
+    Block: _mscan_block,
     NMF2D: _nmf,
     LightHamHead: _light_ham_head,
-    # own ops are adds, activations, dropout or reshapes only (0 MACs in torchprofile)
-    nn.Sequential: None, nn.ModuleList: None, nn.ReLU: None, nn.GELU: None, nn.Dropout: None,
-    GELU: None, ReLU: None, Dropout: None, DropPath: None, ConvModule: None,
-    StemConv: None, OverlapPatchEmbed: None, SpatialAttention: None, DWConv: None, Mlp: None, MSCAN: None,
-    Hamburger: None, EncoderDecoder: None,
+    mit.Attention: _mit_attention_tp,
+    SegFormerHead: _segformer_head_tp,
+    **{cls: None for cls in _ZERO},
 }
+
+
+# ----------------------------------------------------------------------------- mmcv / NVlabs rules
+
+def _mmcv_conv(m, inputs, out):
+    return _conv(m, inputs, out) + (_numel(out) if m.bias is not None else 0)
+
+
+def _mmcv_linear(m, inputs, out):
+    return _numel(inputs[0]) * out.shape[-1] + (out.shape[-1] if m.bias is not None else 0)
+
+
+def _mmcv_norm(m, inputs, out):
+    if getattr(m, "sync", False):
+        return 0   # nn.SyncBatchNorm is not in mmcv's counter mapping
+    return _numel(inputs[0]) * (2 if getattr(m, "weight", None) is not None else 1)
+
+
+def _mmcv_relu(m, inputs, out):
+    return _numel(out)
+
+
+def _nv_sra(m, inputs, out):
+    """NVlabs ``sra_flops(h, w, r, dim) = 2 * h * w * (h // r) * (w // r) * dim`` per attention layer."""
+    x, H, W = inputs
+    r = m.sr_ratio
+    return 2 * x.shape[0] * H * W * (H // r) * (W // r) * m.dim
+
+
+MMCV = {cls: None for cls in TORCHPROFILE}
+MMCV.update({nn.Conv2d: _mmcv_conv, nn.Linear: _mmcv_linear, Linear: _mmcv_linear, BatchNorm2d: _mmcv_norm,
+             LayerNorm: _mmcv_norm, GroupNorm: _mmcv_norm, ReLU: _mmcv_relu, nn.ReLU: _mmcv_relu})
+NVLABS = {**MMCV, mit.Attention: _nv_sra}
+
+RULESETS = {"torchprofile": TORCHPROFILE, "mmcv": MMCV, "nvlabs": NVLABS}
+# what each paper's get_flops counts; the final logits resize costs 4/output only in torchprofile
+FINAL_RESIZE = {"torchprofile": 4, "mmcv": 0, "nvlabs": 0}
+DESCRIPTION = {"torchprofile": "GMACs (torchprofile, SegNeXt's 'GFLOPs')",
+               "mmcv": "GFLOPs (mmcv module counter)",
+               "nvlabs": "GFLOPs (mmcv module counter + NVlabs attention term, SegFormer's)"}
+
+
+def paper_ruleset(model):
+    """The convention the model's paper used: SegFormer (MiT) -> 'nvlabs', otherwise 'torchprofile'."""
+    if isinstance(getattr(model, "backbone", None), mit.MixVisionTransformer):
+        return "nvlabs"
+    return "torchprofile"
 
 
 class MissingMacRule(KeyError):
     pass
 
 
-def _rule_for(module):
+def _rule_for(module, rules):
     """The rule of the module's exact class (a subclass may add ops, so it needs its own entry)."""
     cls = type(module)
-    if cls not in MAC_RULES:
-        raise MissingMacRule(f"no MAC rule for {cls.__module__}.{cls.__qualname__}: add one to "
-                             f"jseg.analysis.MAC_RULES (None if its own ops are adds/activations only)")
-    return MAC_RULES[cls]
+    if cls not in rules:
+        raise MissingMacRule(f"no counting rule for {cls.__module__}.{cls.__qualname__}: add one to "
+                             f"jseg.analysis.TORCHPROFILE (None if its own ops are adds/activations only)")
+    return rules[cls]
 
 
-def count_macs(model, shape, batch=1):
-    """MACs of ``model.encode_decode`` (the official ``forward_dummy``) in eval mode on a
-    ``(batch, 3, H, W)`` input, counted like torchprofile.
+def count_macs(model, shape, batch=1, ruleset="torchprofile"):
+    """Operations of ``model.encode_decode`` (the official ``forward_dummy``) in eval mode on a
+    ``(batch, 3, H, W)`` input, under ``ruleset`` (``'torchprofile'``, ``'mmcv'``, ``'nvlabs'``).
 
     Returns ``{"total": int, "backbone": int, "decode_head": int, "resize": int}``, where ``resize``
     is the final bilinear resize of the logits to the input size.  The model is put back into its
     previous train/eval mode.
     """
+    if ruleset not in RULESETS:
+        raise ValueError(f"unknown ruleset {ruleset!r}; expected one of {sorted(RULESETS)}")
+    rules = RULESETS[ruleset]
     H, W = shape
     counts = {}
     owner = {}
@@ -135,12 +215,11 @@ def count_macs(model, shape, batch=1):
         if name:
             owner[id(m)] = name.split(".", 1)[0]
     hooked = []
-
     missing = []
 
     def hook(m, inputs, out):
         try:
-            rule = _rule_for(m)
+            rule = _rule_for(m, rules)
         except MissingMacRule as e:
             missing.append(str(e))
             return
@@ -156,7 +235,7 @@ def count_macs(model, shape, batch=1):
     try:
         with jt.no_grad():
             logits = model.encode_decode(jt.zeros((batch, 3, H, W), "float32"))
-            counts["resize"] = 4 * _numel(logits)
+            counts["resize"] = FINAL_RESIZE[ruleset] * _numel(logits)
             del logits
     finally:
         for m in hooked:

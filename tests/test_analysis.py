@@ -9,7 +9,7 @@ import jittor as jt
 import pytest
 from jittor import nn
 
-from jseg.analysis import MissingMacRule, count_macs, count_params, nmf_macs
+from jseg.analysis import MissingMacRule, count_macs, count_params, paper_ruleset
 from jseg.config import Config
 from jseg.models import build_segmentor
 from tests.helpers import ROOT
@@ -44,6 +44,29 @@ def test_params_and_gmacs_equal_torchprofile(variant):
     assert gmacs == pytest.approx(PAPER[variant][1], rel=0.01)
 
 
+# SegFormer: NVlabs tools/get_flops.py (mmcv module counter + sra_flops), NV heads, 150 classes;
+# segformer_cgrseg_facts.md section 1.6 (the paper's Table 1a to rounding; B5 183.3 at 640x640)
+SEGFORMER_GFLOPS = {0: 8.42, 1: 15.93, 2: 62.43, 3: 79.09, 4: 95.73, 5: 111.70}
+
+
+@pytest.mark.parametrize("b", list(SEGFORMER_GFLOPS))
+def test_segformer_gflops_equal_nvlabs_rule(b):
+    cfg = Config.fromfile(f"{ROOT}/configs/segformer/segformer_mit-b{b}_512x512_ade20k_160k.py")
+    model = build_segmentor(cfg.model)
+    assert paper_ruleset(model) == "nvlabs"
+    g = count_macs(model, (512, 512), ruleset="nvlabs")["total"] / 1e9
+    assert abs(g - SEGFORMER_GFLOPS[b]) <= 0.006   # the reference is rounded to 0.01
+    assert g == pytest.approx(SEGFORMER_GFLOPS[b], rel=0.01)
+
+
+def test_segformer_b5_640_and_the_attention_term():
+    model = build_segmentor(Config.fromfile(f"{ROOT}/configs/segformer/segformer_mit-b5_640x640_ade20k_160k.py").model)
+    assert abs(count_macs(model, (640, 640), ruleset="nvlabs")["total"] / 1e9 - 183.44) <= 0.006
+    b0 = build_segmentor(Config.fromfile(f"{ROOT}/configs/segformer/segformer_mit-b0_512x512_ade20k_160k.py").model)
+    modules = count_macs(b0, (512, 512), ruleset="mmcv")["total"] / 1e9
+    assert abs(modules - 7.38) <= 0.006   # fact sheet: 7.38 from modules + 1.04 from attention
+
+
 def test_counts_eval_mode_and_restores_train_mode():
     model = _model("tiny", "512x512_ade20k")
     eval_count = count_macs(model, (64, 64))
@@ -69,11 +92,11 @@ def test_conv_rule_by_hand():
             return self.backbone(img[:, :1].broadcast((img.shape[0], 8, *img.shape[2:])))
 
     from jseg import analysis
-    analysis.MAC_RULES.update({Net: None, Seg: None})
+    analysis.TORCHPROFILE.update({Net: None, Seg: None})
     try:
         macs = count_macs(Seg(), (10, 12))
     finally:
-        del analysis.MAC_RULES[Net], analysis.MAC_RULES[Seg]
+        del analysis.TORCHPROFILE[Net], analysis.TORCHPROFILE[Seg]
     assert macs["backbone"] == 8 * 10 * 12 * 7 + 4 * 10 * 12 * 8
     assert macs["resize"] == 4 * 4 * 10 * 12
 
@@ -90,5 +113,5 @@ def test_module_without_rule_is_refused():
         def encode_decode(self, img):
             return self.backbone(img)
 
-    with pytest.raises(MissingMacRule, match="no MAC rule for .*Mystery"):
+    with pytest.raises(MissingMacRule, match="no counting rule for .*Mystery"):
         count_macs(Seg(), (8, 8))

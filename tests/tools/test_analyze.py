@@ -15,4 +15,4 @@ def test_analyze_table_and_json(capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["shape"] == [1024, 2048]
     assert r["params"] == {"backbone": 3_903_584, "decode_head": 326_163, "total": 4_229_747}
-    assert abs(r["gmacs"]["total"] - 50.54) < 0.01 * 50.54
+    assert abs(r["gflops"]["total"] - 50.54) < 0.01 * 50.54
