@@ -5,8 +5,11 @@ Layouts understood (torch is never needed: ``jt.load`` parses ``.pth`` files):
 * official segmentor checkpoints ``{'meta', 'state_dict'[, 'optimizer']}`` with
   ``backbone.`` / ``decode_head.`` keys (mmseg 0.x, SegNeXt release);
 * the mmseg 1.x key layout (``...mlp.dwconv.weight`` instead of ``...mlp.dwconv.dwconv.weight``);
-* ImageNet MSCAN checkpoints ``{'state_dict': {unprefixed backbone keys, head.*}}``
-  (the classifier ``head.*`` is dropped and reported);
+* ImageNet MSCAN checkpoints ``{'state_dict': {unprefixed backbone keys, head.*}}`` and NVlabs
+  ImageNet MiT checkpoints ``mit_b*.pth`` (flat ``{key: tensor}``); the classifier ``head.*`` is
+  dropped and reported;
+* the mmseg 1.x MiT layout (``layers.{i}.{0,1,2}...``, fused ``in_proj``, 1x1-conv FFN weights),
+  converted to NVlabs' names and shapes (``mit_mmseg1_to_official``);
 * plain state dicts (``{key: tensor}``), a ``module.`` prefix (DataParallel) stripped;
 * jseg's own ``.pkl`` (``{'meta', 'state_dict': {key: ndarray}}``) and ``.npz`` state dicts.
 
@@ -189,9 +192,62 @@ def map_keys(ckpt_keys, model_keys, target="segmentor"):
     return mapping, report
 
 
+_MM1_MIT = re.compile(r"^(backbone\.)?layers\.(\d+)\.([012])\.(.+)$")
+_MM1_MIT_FFN = {"0": "mlp.fc1", "1": "mlp.dwconv.dwconv", "4": "mlp.fc2"}
+
+
+def mit_mmseg1_to_official(state_dict):
+    """mmseg-1.x MiT keys -> NVlabs names and shapes (the inverse of mmseg's ``mit2mmseg.py``).
+
+    ``layers.{i}.0.projection`` -> ``patch_embed{i+1}.proj``; ``layers.{i}.2`` -> ``norm{i+1}``;
+    in block ``layers.{i}.1.{j}``: ``attn.attn.in_proj_{weight,bias}`` (rows [q; k; v]) is split into
+    ``attn.q`` and ``attn.kv`` (rows [k; v]), ``attn.attn.out_proj`` -> ``attn.proj``,
+    ``ffn.layers.{0,1,4}`` -> ``mlp.fc1`` / ``mlp.dwconv.dwconv`` / ``mlp.fc2`` (1x1-conv weights
+    reshaped to Linear).  A ``backbone.`` prefix is kept.  Returns ``(state_dict, renamed)``;
+    a state dict without such keys comes back unchanged.
+    """
+    if not any(_MM1_MIT.match(k) for k in state_dict):
+        return state_dict, []
+    out, renamed = OrderedDict(), []
+    for k, v in state_dict.items():
+        m = _MM1_MIT.match(k)
+        if not m:
+            out[k] = v
+            continue
+        prefix, stage, part, rest = m.group(1) or "", int(m.group(2)) + 1, m.group(3), m.group(4)
+        if part == "0":
+            new = {f"{prefix}patch_embed{stage}.{rest.replace('projection.', 'proj.', 1)}": v}
+        elif part == "2":
+            new = {f"{prefix}norm{stage}.{rest}": v}
+        else:
+            j, sub = rest.split(".", 1)
+            base = f"{prefix}block{stage}.{j}."
+            if sub.startswith("attn.attn.in_proj_"):
+                kind = sub[len("attn.attn.in_proj_"):]
+                C = v.shape[0] // 3
+                new = {base + f"attn.q.{kind}": np.ascontiguousarray(v[:C]),
+                       base + f"attn.kv.{kind}": np.ascontiguousarray(v[C:])}
+            elif sub.startswith("attn.attn.out_proj."):
+                new = {base + "attn.proj." + sub[len("attn.attn.out_proj."):]: v}
+            elif sub.startswith("ffn.layers."):
+                idx, kind = sub[len("ffn.layers."):].split(".", 1)
+                if idx not in _MM1_MIT_FFN:
+                    raise CheckpointError(f"{k}: unknown mmseg-1.x MixFFN layer index {idx} (expected 0, 1 or 4)")
+                if idx in ("0", "4") and kind == "weight":
+                    v = v.reshape(v.shape[0], v.shape[1])
+                new = {base + f"{_MM1_MIT_FFN[idx]}.{kind}": v}
+            else:  # norm1, norm2, attn.sr, attn.norm keep their names
+                new = {base + sub: v}
+        for dst, val in new.items():
+            out[dst] = val
+            renamed.append((k, dst))
+    return out, renamed
+
+
 def to_official_keys(state_dict):
     """Rename mmseg-1.x keys to the official layout (used by the converter without a model)."""
-    out, renamed = OrderedDict(), []
+    state_dict, renamed = mit_mmseg1_to_official(state_dict)
+    out = OrderedDict()
     for k, v in state_dict.items():
         dst = k
         for pattern, repl in _MM1_RENAMES:
@@ -235,13 +291,19 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
     params = model.state_dict()
     if target is None:
         target = "segmentor" if any(k.startswith("backbone.") for k in params) else "backbone"
+    state_dict, mit_renamed = mit_mmseg1_to_official(state_dict)
     mapping, report = map_keys(list(state_dict), list(params), target)
+    report.renamed[:0] = mit_renamed
     for src, dst in mapping.items():
         shape = state_dict[src].shape
         if not _same_shape(shape, params[dst].shape, dst):
             report.mismatched.append((dst, shape, tuple(params[dst].shape)))
     if strict and not report.ok:
-        raise CheckpointError(f"{name} does not match the model:\n  " + "\n  ".join(report.problems())
+        hint = ""
+        if any(k.startswith(("decode_head.fusion_conv.", "decode_head.convs.")) for k in report.unexpected):
+            hint = ("\n(this checkpoint has mmseg-1.x's SegformerHead, a different head from NVlabs' all-MLP "
+                    "decoder: only its backbone can be loaded, e.g. load_checkpoint(model.backbone, path))")
+        raise CheckpointError(f"{name} does not match the model:\n  " + "\n  ".join(report.problems()) + hint
                               + "\n(pass strict=False / --no-strict to load the matching keys anyway)")
     bad = {k for k, _, _ in report.mismatched}
     for src, dst in mapping.items():

@@ -154,3 +154,88 @@ def test_save_checkpoint_round_trip_is_atomic(tmp_path, reference_logits):
         save_checkpoint(path, state_dict={"a": np.zeros(1)}, meta={"bad": lambda: 0})
     assert read_checkpoint(path)[1] == {"iter": 3}
     assert sorted(os.listdir(tmp_path / "sub")) == ["ckpt.pkl"]
+
+
+# ----------------------------------------------------------------------------- SegFormer layouts
+
+def _nv_to_mmseg1_mit(sd, prefix="backbone."):
+    """mmseg's mit2mmseg.py mapping, written out here independently: NVlabs MiT -> mmseg-1.x layout."""
+    out = {}
+    for k, v in sd.items():
+        if not k.startswith(prefix):
+            continue
+        k = k[len(prefix):]
+        if k.startswith("patch_embed"):
+            s, rest = int(k[len("patch_embed")]), k.split(".", 1)[1]
+            out[f"layers.{s - 1}.0.{rest.replace('proj.', 'projection.')}"] = v
+        elif k.startswith("block"):
+            s, rest = int(k[len("block")]), k.split(".", 1)[1]
+            j, sub = rest.split(".", 1)
+            base = f"layers.{s - 1}.1.{j}."
+            if sub.startswith("attn.q."):
+                kind = sub.rsplit(".", 1)[1]
+                out[base + f"attn.attn.in_proj_{kind}"] = np.concatenate(
+                    [v, sd[f"{prefix}block{s}.{j}.attn.kv.{kind}"]], 0)
+            elif sub.startswith("attn.kv."):
+                continue
+            elif sub.startswith("attn.proj."):
+                out[base + "attn.attn.out_proj." + sub.rsplit(".", 1)[1]] = v
+            elif sub.startswith("mlp."):
+                name, kind = sub.rsplit(".", 1)
+                idx = {"mlp.fc1": 0, "mlp.dwconv.dwconv": 1, "mlp.fc2": 4}[name]
+                out[base + f"ffn.layers.{idx}.{kind}"] = v.reshape(*v.shape, 1, 1) if idx != 1 and kind == "weight" \
+                    else v
+            else:
+                out[base + sub] = v
+        elif k.startswith("norm"):
+            s, rest = int(k[len("norm")]), k.split(".", 1)[1]
+            out[f"layers.{s - 1}.2.{rest}"] = v
+    return out
+
+
+def _segformer_fresh():
+    from jseg.config import Config
+    from tests.helpers import SEGFORMER_TINY_CONFIG
+    return build_segmentor(Config.fromfile(SEGFORMER_TINY_CONFIG).model).eval()
+
+
+def test_segformer_imagenet_mit_and_mmseg1_backbone_layouts(tmp_path):
+    from tests.helpers import SEGFORMER, SEGFORMER_TINY_PTH
+    sd, _ = read_checkpoint(SEGFORMER_TINY_PTH)
+    f = load_npz("segformer_tiny_eval_b1_100x132.npz", SEGFORMER)
+    head = {k: v for k, v in sd.items() if k.startswith("decode_head.")}
+
+    # NVlabs ImageNet mit_b*.pth: flat backbone keys plus the classifier head.*
+    imagenet = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
+    imagenet.update({"head.weight": np.zeros((1000, 32), np.float32), "head.bias": np.zeros(1000, np.float32)})
+    np.savez(tmp_path / "mit_tiny.npz", **imagenet)
+    model = _segformer_fresh()
+    report, _ = load_checkpoint(model.backbone, str(tmp_path / "mit_tiny.npz"))
+    assert report.ok and sorted(k for k, _ in report.dropped) == ["head.bias", "head.weight"]
+    load_state_dict(model.decode_head, {k[len("decode_head."):]: v for k, v in head.items()}, target="module")
+    np.testing.assert_allclose(model.encode_decode(jt.array(f["input"])).numpy(), f["final_logits"], atol=1e-4)
+
+    # mmseg-1.x MiT layout (fused in_proj, 1x1-conv FFN), as a whole segmentor and as a bare backbone
+    mm1 = _nv_to_mmseg1_mit(sd)
+    assert any(k.endswith("attn.attn.in_proj_weight") for k in mm1) and not any(".kv." in k for k in mm1)
+    np.savez(tmp_path / "mm1_seg.npz", **{"backbone." + k: v for k, v in mm1.items()}, **head)
+    model = _segformer_fresh()
+    report, _ = load_checkpoint(model, str(tmp_path / "mm1_seg.npz"))
+    assert report.ok and len(report.renamed) == len([k for k in sd if k.startswith("backbone.")])
+    np.testing.assert_allclose(model.encode_decode(jt.array(f["input"])).numpy(), f["final_logits"], atol=1e-4)
+    np.savez(tmp_path / "mm1_backbone.npz", **mm1)
+    report, _ = load_checkpoint(model.backbone, str(tmp_path / "mm1_backbone.npz"))
+    assert report.ok
+
+
+def test_mmseg1_segformer_head_is_refused_with_an_explanation(tmp_path):
+    from tests.helpers import SEGFORMER_TINY_PTH
+    sd, _ = read_checkpoint(SEGFORMER_TINY_PTH)
+    mm1 = {"backbone." + k: v for k, v in _nv_to_mmseg1_mit(sd).items()}
+    mm1.update({"decode_head.conv_seg.weight": sd["decode_head.conv_seg.weight"],
+                "decode_head.conv_seg.bias": sd["decode_head.conv_seg.bias"],
+                "decode_head.convs.0.conv.weight": np.zeros((16, 8, 1, 1), np.float32),
+                "decode_head.fusion_conv.conv.weight": np.zeros((16, 64, 1, 1), np.float32)})
+    np.savez(tmp_path / "mm1_full.npz", **mm1)
+    with pytest.raises(CheckpointError, match="mmseg-1.x's SegformerHead"):
+        load_checkpoint(_segformer_fresh(), str(tmp_path / "mm1_full.npz"))

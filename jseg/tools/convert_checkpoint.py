@@ -2,9 +2,9 @@
 
     python -m jseg.tools.convert_checkpoint SRC.pth DST.pkl [--config CONFIG] [--no-strict]
 
-SRC may be an official SegNeXt segmentor checkpoint, an mmseg-1.x one, an
-ImageNet MSCAN backbone checkpoint (its classifier ``head.*`` is dropped) or a
-plain state dict.  Keys are written with the official names, so DST loads into
+SRC may be an official SegNeXt or NVlabs SegFormer segmentor checkpoint, an
+mmseg-1.x one (MSCAN, or a MiT backbone), an ImageNet MSCAN or ``mit_b*.pth``
+backbone checkpoint (its classifier ``head.*`` is dropped) or a plain state dict.  Keys are written with the official names, so DST loads into
 jseg (and gives the same outputs as SRC).  The weights are checked against a
 model built from ``--config`` or, if absent, from the config text that official
 checkpoints carry in ``meta['config']``; without either the keys are converted
@@ -16,8 +16,8 @@ import os
 import sys
 import tempfile
 
-from ..checkpoint import (CheckpointError, detect_layout, load_state_dict, model_state_dict, read_checkpoint,
-                          save_checkpoint, to_official_keys)
+from ..checkpoint import (CheckpointError, detect_layout, load_state_dict, mit_mmseg1_to_official,
+                          model_state_dict, read_checkpoint, save_checkpoint, to_official_keys)
 from ..config import Config, ConfigError
 
 
@@ -36,6 +36,7 @@ def convert(src, dst, config=None, strict=True, out=print):
     from ..models import build_segmentor
 
     state_dict, meta = read_checkpoint(src)
+    state_dict, _ = mit_mmseg1_to_official(state_dict)   # so that the layout is recognised
     layout = detect_layout(state_dict)
     cfg, cfg_source = None, None
     if config:

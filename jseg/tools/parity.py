@@ -84,7 +84,7 @@ def run(config, checkpoint, reference, atol=1e-4, rtol=1e-4, strict=True, cfg_op
         bases = raw / np.maximum(np.sqrt((raw * raw).sum(axis=-2, keepdims=True)), 1e-12)
     if bases is not None:
         model.inject_nmf_bases(list(bases) if slide else [bases])
-    else:
+    elif model.nmf_modules():
         out("parity: warning: REF has no nmf_bases; the Ham head draws its own random bases, "
             "so head_logits/logits cannot match a model with a Ham head")
 

@@ -62,3 +62,18 @@ def test_broken_checkpoint_is_refused_and_nothing_written(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "backbone.norm4.weight" in err and "decode_head.conv_seg.weight" in err
     assert not dst.exists()
+
+
+def test_segformer_checkpoint_converts_to_identical_outputs(tmp_path):
+    from jseg.config import Config
+    from tests.helpers import SEGFORMER, SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH
+    dst = tmp_path / "segformer_tiny.pkl"
+    assert convert_checkpoint.main([SEGFORMER_TINY_PTH, str(dst), "--config", SEGFORMER_TINY_CONFIG]) == 0
+    src_sd, _ = read_checkpoint(SEGFORMER_TINY_PTH)
+    out, meta = read_checkpoint(str(dst))
+    assert list(out) == list(src_sd)   # (num_batches_tracked: 0-d in the output, (1,) as read from the .pth)
+    assert all(np.array_equal(out[k].reshape(-1), np.asarray(src_sd[k]).reshape(-1)) for k in src_sd)
+    model = build_segmentor(Config.fromfile(SEGFORMER_TINY_CONFIG).model).eval()
+    load_checkpoint(model, str(dst))
+    f = load_npz("segformer_tiny_eval_b2_128x160.npz", SEGFORMER)
+    np.testing.assert_allclose(model.encode_decode(jt.array(f["input"])).numpy(), f["final_logits"], atol=1e-4)

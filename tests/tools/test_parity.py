@@ -1,4 +1,5 @@
 """python -m jseg.tools.parity: passes on the official micro references, fails on a perturbed weight."""
+import os
 import pickle
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import pytest
 
 from jseg.checkpoint import read_checkpoint
 from jseg.tools import parity
-from tests.helpers import MICRO_CONFIG, MICRO_PTH, ROOT, segnext_path
+from tests.helpers import (MICRO_CONFIG, MICRO_PTH, ROOT, SEGFORMER, SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH,
+                           segnext_path)
 
 REFS = ["segnext_micro_ade5_random_eval_2x3x128x160.npz", "segnext_micro_ade5_random_eval_2x3x100x132.npz",
         "segnext_micro_ade5_random_slide_1x3x100x132.npz"]
@@ -76,3 +78,14 @@ def test_parity_cli_exit_codes():
     r = subprocess.run(cmd + ["--atol", "1e-9", "--rtol", "1e-9"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 1 and "FAIL" in r.stdout
+
+
+@pytest.mark.parametrize("ref", ["segformer_tiny_eval_b2_128x160.npz", "segformer_tiny_eval_b1_100x132.npz"])
+def test_parity_on_segformer_references(ref):
+    lines = []
+    code = parity.run(SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH, os.path.join(SEGFORMER, ref), out=lines.append)
+    text = "\n".join(lines)
+    assert code == 0, text
+    for name in ["stage1", "stage2", "stage3", "stage4", "head_logits", "final_logits"]:
+        assert any(line.startswith(name) and line.endswith("PASS") for line in text.splitlines()), (name, text)
+    assert "nmf_bases" not in text   # no Ham head: no warning about its bases
