@@ -40,11 +40,13 @@ from .models.layers import (BatchNorm2d, ConvModule, Dropout, DropPath, GELU, Gr
                             ReLU)
 from .models.segmentor import EncoderDecoder
 
-BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
+# non-parameter state: BN statistics, and EfficientFormerV2's bias index tables and unused ImageNet bias buffers
+BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked", "attention_biases", "attention_bias_idxs",
+                "attention_bias_idxs_seg")
 
 
 def count_params(module):
-    """Parameters of ``module`` (state-dict entries except BN running statistics), as ``sum(p.numel())``."""
+    """Parameters of ``module`` (state-dict entries except buffers), as PyTorch's ``sum(p.numel())``."""
     return sum(int(math.prod(v.shape)) for k, v in module.state_dict().items()
                if k.rsplit(".", 1)[-1] not in BUFFER_NAMES)
 

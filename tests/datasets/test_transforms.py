@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from jseg.datasets.transforms import Compose, DataError, TRANSFORMS
-from jseg.datasets.transforms.geometric import Pad, RandomCrop, RandomFlip, Resize, ResizeToMultiple, rescale_size
+from jseg.datasets.transforms.geometric import (AlignedResize, Pad, RandomCrop, RandomFlip, Resize, ResizeToMultiple,
+                                               rescale_size)
 from jseg.datasets.transforms.photometric import Normalize, PhotoMetricDistortion
 from jseg.datasets.transforms.test_time_aug import MultiScaleFlipAug
 
@@ -127,6 +128,14 @@ def test_resize_to_multiple():
     r = ResizeToMultiple(32)(sample(375, 500))
     assert r["img"].shape == (384, 512, 3) and r["gt_semantic_seg"].shape == (384, 512)
     assert set(np.unique(r["gt_semantic_seg"])) <= set(range(5))
+
+
+def test_aligned_resize_is_resize_then_resize_to_multiple():
+    """NVlabs AlignedResize: 375x500 at (2048, 512) keep-ratio -> 512x683, then resized (not padded) to 512x704."""
+    a = AlignedResize(img_scale=(2048, 512), keep_ratio=True, size_divisor=32)(sample())
+    b = ResizeToMultiple(32)(Resize(img_scale=(2048, 512), keep_ratio=True)(sample()))
+    assert a["img"].shape == (512, 704, 3) and a["gt_semantic_seg"].shape == (512, 704)
+    assert np.array_equal(a["img"], b["img"]) and np.array_equal(a["gt_semantic_seg"], b["gt_semantic_seg"])
 
 
 def test_photometric_distortion_statistics():

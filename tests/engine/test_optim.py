@@ -27,6 +27,21 @@ def test_segnext_tiny_groups_match_mmcv():
     assert "decode_head.squeeze.gn.weight" in groups[(6e-4, 0.01)]["names"]          # 'head' wins, GN named gn
 
 
+def test_segformer_b0_groups_match_mmcv():
+    """NVlabs B0 (194 official keys): 60 LayerNorm tensors have 'norm' in their names (patch_embed.norm x4x2,
+    norm1/norm2 x8 blocks x2, attn.norm x6 blocks with sr x2, norm1..4 x2); the 15 decode_head tensors
+    (conv_seg 2, linear_c1..4 8, linear_fuse conv 1 + bn 2, linear_pred 2) take lr x10; 176 - 60 = 116 rest."""
+    cfg = Config.fromfile(f"{ROOT}/configs/segformer/segformer_mit-b0_512x512_ade20k_160k.py")
+    assert cfg.optimizer.paramwise_cfg == OFFICIAL["paramwise_cfg"] and cfg.optimizer.lr == 6e-5
+    model = build_segmentor(cfg.model)
+    groups = {(round(g["lr"], 12), g["weight_decay"]): g for g in param_groups(
+        model, 6e-5, 0.01, OFFICIAL["paramwise_cfg"])}
+    assert {k: len(g["params"]) for k, g in groups.items()} == {(6e-5, 0.01): 116, (6e-5, 0.0): 60,
+                                                                (6e-4, 0.01): 15}
+    assert "backbone.block1.0.attn.norm.weight" in groups[(6e-5, 0.0)]["names"]
+    assert "decode_head.linear_fuse.bn.weight" in groups[(6e-4, 0.01)]["names"]   # 'head' beats 'norm'
+
+
 # Hand-computed from mmcv's formula: poly(power 1, min 0, 160k) x linear warmup (1500, ratio 1e-6).
 EXPECTED_FACTOR = {
     0: 1e-6,                                          # (1 - 0) * (1 - (1 - 0) * (1 - 1e-6))

@@ -230,3 +230,18 @@ class ResizeToMultiple:
         for key in _seg_fields(results):
             results[key] = imresize(results[key], self._target(*results[key].shape[:2]), "nearest")
         return results
+
+
+@TRANSFORMS.register()
+class AlignedResize(Resize):
+    """NVlabs SegFormer's test-time resize: ``Resize`` (keep ratio) and then, again, a resize (not a pad)
+    to the next multiple of ``size_divisor`` (NVlabs ``mmseg/datasets/pipelines/transforms.py``);
+    the same as ``Resize`` followed by ``ResizeToMultiple``."""
+
+    def __init__(self, img_scale=None, multiscale_mode="range", ratio_range=None, keep_ratio=True,
+                 size_divisor=32, min_size=None):
+        super().__init__(img_scale, multiscale_mode, ratio_range, keep_ratio, min_size)
+        self.align = ResizeToMultiple(size_divisor)
+
+    def __call__(self, results):
+        return self.align(super().__call__(results))

@@ -1,0 +1,339 @@
+"""EfficientFormerV2, the feature backbone of CGRSeg (its segmentation fork).
+
+Official source: ``nizhenliang/CGRSeg`` @ b6c70fa, ``models/backbones/efficientformer_v2.py``
+(a fork of ``snap-research/EfficientFormer`` ``models/efficientformer_v2.py``).  Paper: Li et al.,
+"Rethinking Vision Transformers for MobileNet Size and Speed", ICCV 2023; CGRSeg: Ni et al.,
+"Context-Guided Spatial Feature Reconstruction for Efficient Semantic Segmentation", ECCV 2024.
+
+``network`` holds 7 entries: stage blocks at 0, 2, 4, 6 (outputs at strides 4/8/16/32) and
+the downsampling ``Embedding`` at 1, 3, 5 (5 adds an ``Attention4DDownsample`` branch).
+Attention-bias tables are learned on a grid for a 512x512 input (``resolution``) and
+bicubically resized to the actual token counts (the identity at 512x512).  The bias is
+computed on every forward, so there is no eval-time cache to go stale.
+
+BatchNorm: officially the backbone's BNs are frozen unless a pretrained checkpoint is
+given, in which case they are converted to SyncBN and train; every CGRSeg config gives
+one, so here they train (``norm_eval=True`` freezes them).
+"""
+import itertools
+import math
+
+import numpy as np
+import jittor as jt
+from jittor import nn
+
+from ...registry import MODELS
+from ..layers import GELU, BatchNorm2d, DropPath, Dropout, bicubic_resize, conv2d, resize
+
+# per-block MLP expansion ratios of stages 0-3 (EfficientFormerV2 expansion_ratios_*)
+EXPANSION_RATIOS = {
+    "S0": {"0": [4, 4], "1": [4, 4], "2": [4, 3, 3, 3, 4, 4], "3": [4, 3, 3, 4]},
+    "S1": {"0": [4, 4, 4], "1": [4, 4, 4], "2": [4, 4, 3, 3, 3, 3, 4, 4, 4], "3": [4, 4, 3, 3, 4, 4]},
+    "S2": {"0": [4] * 4, "1": [4] * 4, "2": [4, 4, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4], "3": [4, 4, 3, 3, 3, 3, 4, 4]},
+    "L": {"0": [4] * 5, "1": [4] * 5, "2": [4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4],
+          "3": [4, 4, 4, 3, 3, 3, 3, 4, 4, 4]},
+}
+
+
+def _bn(c):
+    return BatchNorm2d(c)
+
+
+def _flat_heads(x, heads):
+    """(B, heads*c, H, W) -> (B, heads, c, H*W)."""
+    B, C, H, W = x.shape
+    return x.reshape((B, heads, C // heads, H * W))
+
+
+def _matmul4(a, b):
+    """Batched (B, h, n, m) @ (B, h, m, k) as one (B*h)-batch of 2-D products."""
+    B, h, n, m = a.shape
+    k = b.shape[-1]
+    from ..layers import bmm
+    return bmm(a.reshape((B * h, n, m)), b.reshape((B * h, m, k))).reshape((B, h, n, k))
+
+
+def _bias_idxs(points_q, points_k, step=1):
+    """Offsets ``(|step*qy - ky|, |step*qx - kx|)`` numbered in first-seen order (the official numbering)."""
+    offsets, idxs = {}, []
+    for p1 in points_q:
+        for p2 in points_k:
+            off = (abs(p1[0] * step - p2[0]), abs(p1[1] * step - p2[1]))
+            if off not in offsets:
+                offsets[off] = len(offsets)
+            idxs.append(offsets[off])
+    return len(offsets), np.array(idxs, np.int64).reshape(len(points_q), len(points_k))
+
+
+class _AttentionBias(nn.Module):
+    """Shared parts of the two attentions: the learned bias table and its (legacy) buffers."""
+
+    def _init_bias(self, num_heads, num_offsets, idxs, legacy_cols):
+        # parameter first, then buffers: the official state-dict order
+        self.attention_biases_seg = jt.zeros((num_heads, num_offsets), "float32")
+        self.attention_biases = jt.zeros((num_heads, legacy_cols), "float32").stop_grad()   # ImageNet, unused
+        self.attention_bias_idxs = jt.ones((49, legacy_cols), "int64").stop_grad()           # ImageNet, unused
+        self.attention_bias_idxs_seg = jt.array(idxs).stop_grad()
+
+    def _bias(self, n_q, n_k):
+        """``bicubic(attention_biases_seg[:, idxs])`` to (n_q, n_k), shape (1, heads, n_q, n_k)."""
+        idx = self.attention_bias_idxs_seg
+        bias = self.attention_biases_seg[:, idx.reshape((-1,))].reshape((1, -1, *idx.shape))
+        return bicubic_resize(bias, (n_q, n_k))
+
+
+class Attention4D(_AttentionBias):
+    """Multi-head self-attention on 4-D maps with talking heads and a local value branch.
+
+    ``attn = th2(softmax(th1(q k^T * kd^-0.5 + bias)))``, ``out = proj(attn v + v_local(v))``.
+    With ``stride`` the input is first reduced by a stride-2 depthwise conv and the output upsampled back.
+    """
+
+    def __init__(self, dim=384, key_dim=32, num_heads=8, attn_ratio=4, resolution=7, stride=None):
+        self.resolution = math.ceil(resolution / stride) if stride else resolution
+        R = self.resolution
+        points = list(itertools.product(range(R), range(R)))
+        n_off, idxs = _bias_idxs(points, points)
+        self._init_bias(num_heads, n_off, idxs, 49)
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.scale = key_dim ** -0.5
+        self.d = int(attn_ratio * key_dim)
+        self.dh = self.d * num_heads
+        self.stride = stride
+        if stride is not None:
+            self.stride_conv = nn.Sequential(conv2d(dim, dim, 3, stride=stride, padding=1, groups=dim), _bn(dim))
+        nh_kd = num_heads * key_dim
+        self.q = nn.Sequential(conv2d(dim, nh_kd, 1), _bn(nh_kd))
+        self.k = nn.Sequential(conv2d(dim, nh_kd, 1), _bn(nh_kd))
+        self.v = nn.Sequential(conv2d(dim, self.dh, 1), _bn(self.dh))
+        self.v_local = nn.Sequential(conv2d(self.dh, self.dh, 3, padding=1, groups=self.dh), _bn(self.dh))
+        self.talking_head1 = conv2d(num_heads, num_heads, 1)
+        self.talking_head2 = conv2d(num_heads, num_heads, 1)
+        self.proj = nn.Sequential(GELU(), conv2d(self.dh, dim, 1), _bn(dim))
+
+    def execute(self, x):
+        B, C, H, W = x.shape
+        if self.stride is not None:
+            x = self.stride_conv(x)
+            H, W = H // 2, W // 2
+        N = H * W
+        q = _flat_heads(self.q(x), self.num_heads).transpose(0, 1, 3, 2)       # (B, h, N, kd)
+        k = _flat_heads(self.k(x), self.num_heads)                             # (B, h, kd, N)
+        v = self.v(x)
+        v_local = self.v_local(v)
+        v = _flat_heads(v, self.num_heads).transpose(0, 1, 3, 2)               # (B, h, N, d)
+        attn = _matmul4(q, k) * self.scale + self._bias(N, N)
+        attn = self.talking_head2(nn.softmax(self.talking_head1(attn), dim=-1))
+        out = _matmul4(attn, v).transpose(0, 1, 3, 2).reshape((B, self.dh, H, W)) + v_local
+        if self.stride is not None:
+            out = resize(out, (2 * H, 2 * W), "bilinear", False)   # nn.Upsample(scale_factor=2, 'bilinear')
+        return self.proj(out)
+
+
+class LGQuery(nn.Module):
+    """Local-global query of the downsampling attention: ``proj(dw3x3_s2(x) + x[..., ::2, ::2])``."""
+
+    def __init__(self, in_dim, out_dim):
+        self.local = nn.Sequential(conv2d(in_dim, in_dim, 3, stride=2, padding=1, groups=in_dim))
+        self.proj = nn.Sequential(conv2d(in_dim, out_dim, 1), _bn(out_dim))
+
+    def execute(self, x):
+        return self.proj(self.local(x) + x[:, :, ::2, ::2])   # AvgPool2d(1, 2, 0) is a subsampling
+
+
+class Attention4DDownsample(_AttentionBias):
+    """Stride-2 attention between stages 2 and 3: queries on the half-resolution grid, no talking heads."""
+
+    def __init__(self, dim=384, key_dim=16, num_heads=8, attn_ratio=4, resolution=7, out_dim=None):
+        self.resolution = resolution
+        self.resolution2 = math.ceil(resolution / 2)
+        q_points = list(itertools.product(range(self.resolution2), range(self.resolution2)))
+        k_points = list(itertools.product(range(resolution), range(resolution)))
+        n_off, idxs = _bias_idxs(q_points, k_points, step=math.ceil(resolution / self.resolution2))
+        self._init_bias(num_heads, n_off, idxs, 196)
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.scale = key_dim ** -0.5
+        self.d = int(attn_ratio * key_dim)
+        self.dh = self.d * num_heads
+        out_dim = out_dim or dim
+        nh_kd = num_heads * key_dim
+        self.q = LGQuery(dim, nh_kd)
+        self.k = nn.Sequential(conv2d(dim, nh_kd, 1), _bn(nh_kd))
+        self.v = nn.Sequential(conv2d(dim, self.dh, 1), _bn(self.dh))
+        self.v_local = nn.Sequential(conv2d(self.dh, self.dh, 3, stride=2, padding=1, groups=self.dh), _bn(self.dh))
+        self.proj = nn.Sequential(GELU(), conv2d(self.dh, out_dim, 1), _bn(out_dim))
+
+    def execute(self, x):
+        B, C, H, W = x.shape
+        q = _flat_heads(self.q(x), self.num_heads).transpose(0, 1, 3, 2)       # (B, h, HW/4, kd)
+        k = _flat_heads(self.k(x), self.num_heads)                             # (B, h, kd, HW)
+        v = self.v(x)
+        v_local = self.v_local(v)
+        v = _flat_heads(v, self.num_heads).transpose(0, 1, 3, 2)               # (B, h, HW, d)
+        attn = _matmul4(q, k) * self.scale + self._bias(q.shape[2], H * W)
+        attn = nn.softmax(attn, dim=-1)
+        out = _matmul4(attn, v).transpose(0, 1, 3, 2).reshape((B, self.dh, H // 2, W // 2)) + v_local
+        return self.proj(out)
+
+
+class Mlp(nn.Module):
+    """``fc1 -> BN -> GELU -> dw3x3 -> BN -> GELU -> drop -> fc2 -> BN -> drop`` (1x1 convs)."""
+
+    def __init__(self, in_features, hidden_features, drop=0.0):
+        self.fc1 = conv2d(in_features, hidden_features, 1)
+        self.act = GELU()
+        self.fc2 = conv2d(hidden_features, in_features, 1)
+        self.drop = Dropout(drop)
+        self.mid = conv2d(hidden_features, hidden_features, 3, padding=1, groups=hidden_features)
+        self.mid_norm = _bn(hidden_features)
+        self.norm1 = _bn(hidden_features)
+        self.norm2 = _bn(in_features)
+
+    def execute(self, x):
+        x = self.act(self.norm1(self.fc1(x)))
+        x = self.drop(self.act(self.mid_norm(self.mid(x))))
+        return self.drop(self.norm2(self.fc2(x)))
+
+
+class FFN(nn.Module):
+    """``x + drop_path(layer_scale_2 * mlp(x))``."""
+
+    def __init__(self, dim, mlp_ratio=4.0, drop=0.0, drop_path=0.0, layer_scale_init_value=1e-5):
+        self.layer_scale_2 = jt.full((dim, 1, 1), layer_scale_init_value, "float32")
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.drop_path = DropPath(drop_path)
+
+    def execute(self, x):
+        return x + self.drop_path(self.layer_scale_2 * self.mlp(x))
+
+
+class AttnFFN(nn.Module):
+    """``x + dp(ls1 * Attention4D(x))``, then ``x + dp(ls2 * mlp(x))``."""
+
+    def __init__(self, dim, mlp_ratio=4.0, drop=0.0, drop_path=0.0, layer_scale_init_value=1e-5, resolution=7,
+                 stride=None, key_dim=32, num_heads=8, attn_ratio=4):
+        self.layer_scale_1 = jt.full((dim, 1, 1), layer_scale_init_value, "float32")
+        self.layer_scale_2 = jt.full((dim, 1, 1), layer_scale_init_value, "float32")
+        self.token_mixer = Attention4D(dim, key_dim, num_heads, attn_ratio, resolution, stride)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.drop_path = DropPath(drop_path)
+
+    def execute(self, x):
+        x = x + self.drop_path(self.layer_scale_1 * self.token_mixer(x))
+        return x + self.drop_path(self.layer_scale_2 * self.mlp(x))
+
+
+class Embedding(nn.Module):
+    """Stride-2 3x3 conv + BN between stages; with ``asub`` (stages 2->3) plus an Attention4DDownsample branch."""
+
+    def __init__(self, in_chans, embed_dim, asub=False, resolution=None, key_dim=16, num_heads=8, attn_ratio=4):
+        self.asub = asub
+        if asub:
+            self.attn = Attention4DDownsample(in_chans, key_dim, num_heads, attn_ratio, resolution, embed_dim)
+            self.conv = conv2d(in_chans, embed_dim, 3, stride=2, padding=1)
+            self.bn = _bn(embed_dim)
+        else:
+            self.proj = conv2d(in_chans, embed_dim, 3, stride=2, padding=1)
+            self.norm = _bn(embed_dim)
+
+    def execute(self, x):
+        if self.asub:
+            return self.attn(x) + self.bn(self.conv(x))
+        return self.norm(self.proj(x))
+
+
+@MODELS.register()
+class EfficientFormerV2(nn.Module):
+    """EfficientFormerV2 feature backbone (CGRSeg's ``efficientformerv2_{s1,s2,l}_feat``).
+
+    Args:
+        layers: blocks per stage (S1 [3,3,9,6], S2 [4,4,12,8], L [5,5,15,10]).
+        embed_dims: widths (S1 [32,48,120,224], S2 [32,64,144,288], L [40,80,192,384]).
+        e_ratios: per-block MLP ratios, a dict of stage -> list, or a name in ``EXPANSION_RATIOS``.
+        vit_num: the last ``vit_num`` blocks of stages 2 and 3 are AttnFFN (S1 2, S2 4, L 6).
+        resolution: input size the bias tables are laid out for (512).
+        drop_rate / drop_path_rate: dropout and stochastic depth (S1 0, S2 0.02, L 0.1).
+        layer_scale_init_value: 1e-5.
+        attn_key_dim / attn_num_heads / attn_ratio: Attention4D widths (32, 8, 4);
+        down_key_dim / down_num_heads / down_attn_ratio: Attention4DDownsample widths (16, 8, 4).
+        norm_eval: keep the BNs in eval mode while training (the official behaviour without a checkpoint).
+        pretrained / init_cfg: an ImageNet EfficientFormerV2 checkpoint (``{'model': ...}``; its
+            classifier/distillation heads and final norm are dropped) or a segmentor checkpoint.
+    Returns (execute): the outputs of ``network`` 0, 2, 4, 6 (strides 4, 8, 16, 32).
+    """
+
+    def __init__(self, layers=(3, 3, 9, 6), embed_dims=(32, 48, 120, 224), e_ratios="S1", vit_num=2,
+                 resolution=512, drop_rate=0.0, drop_path_rate=0.0, layer_scale_init_value=1e-5,
+                 downsamples=(True, True, True, True), attn_key_dim=32, attn_num_heads=8, attn_ratio=4,
+                 down_key_dim=16, down_num_heads=8, down_attn_ratio=4, norm_eval=False, pretrained=None,
+                 init_cfg=None):
+        if isinstance(e_ratios, str):
+            if e_ratios not in EXPANSION_RATIOS:
+                raise KeyError(f"EfficientFormerV2: unknown e_ratios {e_ratios!r}; known {sorted(EXPANSION_RATIOS)}")
+            e_ratios = EXPANSION_RATIOS[e_ratios]
+        for i, n in enumerate(layers):
+            if len(e_ratios[str(i)]) < n:
+                raise ValueError(f"EfficientFormerV2: e_ratios['{i}'] has {len(e_ratios[str(i)])} entries for {n} blocks")
+        if init_cfg is not None and pretrained is None:
+            if init_cfg.get("type") != "Pretrained" or "checkpoint" not in init_cfg:
+                raise ValueError(f"EfficientFormerV2 init_cfg must be dict(type='Pretrained', checkpoint=PATH), "
+                                 f"got {init_cfg}")
+            pretrained = init_cfg["checkpoint"]
+        self.pretrained = pretrained
+        self.norm_eval = norm_eval
+        c0 = embed_dims[0]
+        self.patch_embed = nn.Sequential(conv2d(3, c0 // 2, 3, stride=2, padding=1), _bn(c0 // 2), GELU(),
+                                         conv2d(c0 // 2, c0, 3, stride=2, padding=1), _bn(c0), GELU())
+        total = sum(layers)
+        network = []
+        for i, n in enumerate(layers):
+            res = math.ceil(resolution / 2 ** (i + 2))
+            blocks = []
+            for j in range(n):
+                dpr = drop_path_rate * (j + sum(layers[:i])) / (total - 1)
+                ratio = e_ratios[str(i)][j]
+                if i >= 2 and j > n - 1 - vit_num:
+                    blocks.append(AttnFFN(embed_dims[i], ratio, drop_rate, dpr, layer_scale_init_value, res,
+                                          2 if i == 2 else None, attn_key_dim, attn_num_heads, attn_ratio))
+                else:
+                    blocks.append(FFN(embed_dims[i], ratio, drop_rate, dpr, layer_scale_init_value))
+            network.append(nn.Sequential(*blocks))
+            if i == len(layers) - 1:
+                break
+            if downsamples[i] or embed_dims[i] != embed_dims[i + 1]:
+                network.append(Embedding(embed_dims[i], embed_dims[i + 1], asub=i >= 2, resolution=res,
+                                         key_dim=down_key_dim, num_heads=down_num_heads, attn_ratio=down_attn_ratio))
+        self.network = nn.ModuleList(network)
+        self.out_indices = [0, 2, 4, 6]
+        self._init_random()
+
+    def _init_random(self):
+        """Official init: trunc_normal(0.02) convs of the MLPs (fc1/fc2), PyTorch defaults elsewhere."""
+        for m in self.modules():
+            if isinstance(m, Mlp):
+                for conv in (m.fc1, m.fc2):
+                    conv.weight.assign(jt.clamp(jt.init.gauss(conv.weight.shape, "float32", std=0.02), -2, 2))
+                    conv.bias.assign(jt.zeros(conv.bias.shape, "float32"))
+
+    def init_weights(self):
+        """Load ``pretrained`` (an ImageNet EfficientFormerV2 checkpoint or a segmentor checkpoint)."""
+        if self.pretrained:
+            from ...checkpoint import load_checkpoint
+            return load_checkpoint(self, self.pretrained, strict=True, target="backbone")
+        return None
+
+    def execute(self, x):
+        if self.norm_eval and self.is_training():
+            # Jittor's train() sets every submodule directly (no override is called), so freeze here
+            for m in self.modules():
+                if isinstance(m, BatchNorm2d):
+                    m.is_train = False
+        x = self.patch_embed(x)
+        outs = []
+        for idx, block in enumerate(self.network):
+            x = block(x)
+            if idx in self.out_indices:
+                outs.append(x)
+        return outs

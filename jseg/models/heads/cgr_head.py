@@ -1,0 +1,201 @@
+"""CGRSeg decoder: pyramid context with Rectangular Self-Calibration, spatial feature
+reconstruction, and the Dynamic Prototype Guided head.
+
+Official source: ``nizhenliang/CGRSeg`` @ b6c70fa, ``models/decode_heads/cgr_head.py``,
+``rcm.py``, ``dpg_head.py``.  Paper: Ni et al., ECCV 2024, Sec. 3 (RCM Eq. 1-3, DPG Eq. 4-6).
+
+Inputs are the stride-8/16/32 backbone maps; the output is at stride 8.  ``cls_seg``
+(Dropout2d + ``conv_seg``) is used twice with shared weights: once for the coarse
+prototypes' logits and once for the output.
+"""
+import jittor as jt
+from jittor import nn
+
+from ...registry import MODELS
+from ..layers import (GELU, BatchNorm2d, ConvModule, DropPath, Dropout, LayerNorm, adaptive_avg_pool2d, bmm, conv2d,
+                      resize)
+from .decode_head import BaseDecodeHead
+
+
+class RCA(nn.Module):
+    """Rectangular Self-Calibration Attention: ``att(pool_h(x) + pool_w(x)) * dw3x3(x)``.
+
+    ``att`` = ``(1 x k)`` depthwise conv -> BN -> ReLU -> ``(k x 1)`` depthwise conv -> sigmoid,
+    on the sum of the row means (B,C,H,1) and column means (B,C,1,W) broadcast to H x W.
+    """
+
+    def __init__(self, inp, band_kernel_size=11, square_kernel_size=3, ratio=1):
+        gc = inp // ratio
+        k = band_kernel_size
+        self.dwconv_hw = conv2d(inp, inp, square_kernel_size, padding=square_kernel_size // 2, groups=inp)
+        self.excite = nn.Sequential(
+            conv2d(inp, gc, (1, k), padding=(0, k // 2), groups=gc),
+            BatchNorm2d(gc),
+            nn.ReLU(),
+            conv2d(gc, inp, (k, 1), padding=(k // 2, 0), groups=gc),
+            nn.Sigmoid(),
+        )
+
+    def execute(self, x):
+        loc = self.dwconv_hw(x)
+        gather = x.mean(dim=3, keepdims=True) + x.mean(dim=2, keepdims=True)   # AdaptiveAvgPool (None,1) + (1,None)
+        return self.excite(gather) * loc
+
+
+class ConvMlp(nn.Module):
+    """1x1 conv -> GELU -> drop -> 1x1 conv (no norm)."""
+
+    def __init__(self, in_features, hidden_features, drop=0.0):
+        self.fc1 = conv2d(in_features, hidden_features, 1)
+        self.act = GELU()
+        self.drop = Dropout(drop)
+        self.fc2 = conv2d(hidden_features, in_features, 1)
+
+    def execute(self, x):
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class RCM(nn.Module):
+    """Rectangular Self-Calibration Module: ``x + drop_path(gamma * mlp(BN(RCA(x))))``."""
+
+    def __init__(self, dim, mlp_ratio=2, ls_init_value=1e-6, drop_path=0.0, dw_size=11, square_kernel_size=3,
+                 ratio=1):
+        self.gamma = jt.full((dim,), ls_init_value, "float32")
+        self.token_mixer = RCA(dim, band_kernel_size=dw_size, square_kernel_size=square_kernel_size, ratio=ratio)
+        self.norm = BatchNorm2d(dim)
+        self.mlp = ConvMlp(dim, int(mlp_ratio * dim))
+        self.drop_path = DropPath(drop_path)
+
+    def execute(self, x):
+        y = self.mlp(self.norm(self.token_mixer(x)))
+        return x + self.drop_path(y * self.gamma.reshape((1, -1, 1, 1)))
+
+
+class NextLayer(nn.Module):
+    """A stack of RCMs (key ``trans.transformer_blocks.{i}``)."""
+
+    def __init__(self, block_num, embedding_dim, dw_size, mlp_ratio=2, square_kernel_size=3, ratio=1):
+        self.transformer_blocks = nn.ModuleList([
+            RCM(embedding_dim, mlp_ratio=mlp_ratio, dw_size=dw_size, square_kernel_size=square_kernel_size,
+                ratio=ratio) for _ in range(block_num)])
+
+    def execute(self, x):
+        for blk in self.transformer_blocks:
+            x = blk(x)
+        return x
+
+
+def pyramid_pool_agg(inputs, stride=2):
+    """Every map adaptive-average-pooled to ``((H-1)//stride+1, (W-1)//stride+1)`` of the last one, concatenated."""
+    H, W = inputs[-1].shape[2:]
+    size = ((H - 1) // stride + 1, (W - 1) // stride + 1)
+    return jt.concat([adaptive_avg_pool2d(x, size) for x in inputs], dim=1)
+
+
+def h_sigmoid(x):
+    return jt.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+class FuseBlockMulti(nn.Module):
+    """Spatial feature reconstruction: ``fuse1(x_l) * up(h_sigmoid(fuse2(x_h)))`` (1x1 conv + BN each)."""
+
+    def __init__(self, inp, oup, norm_cfg=dict(type="SyncBN", requires_grad=True)):
+        self.fuse1 = ConvModule(inp, oup, 1, norm_cfg=norm_cfg, act_cfg=None)
+        self.fuse2 = ConvModule(inp, oup, 1, norm_cfg=norm_cfg, act_cfg=None)
+
+    def execute(self, x_l, x_h):
+        sig = resize(h_sigmoid(self.fuse2(x_h)), x_l.shape[2:], "bilinear", False)
+        return self.fuse1(x_l) * sig
+
+
+def spatial_gather(feats, probs, scale=1.0):
+    """OCR-style class centres: ``softmax_over_pixels(probs) @ feats^T`` -> (B, C, K, 1)."""
+    B, K, H, W = probs.shape
+    C = feats.shape[1]
+    p = nn.softmax(scale * probs.reshape((B, K, H * W)), dim=2)
+    ctx = bmm(p, feats.reshape((B, C, H * W)).transpose(0, 2, 1))          # (B, K, C)
+    return ctx.transpose(0, 2, 1).reshape((B, C, K, 1))
+
+
+class DPGHead(nn.Module):
+    """Dynamic Prototype Guided head (``pool='att'``, ``fusions=['channel_mul']``).
+
+    ``ctx = sum_k softmax_k(conv_mask(y)) y_k`` over the K class prototypes ``y`` (B,C,K,1);
+    ``out = x * sigmoid(conv(ReLU(LN(conv(ctx)))))``.
+    """
+
+    def __init__(self, in_ch, mid_ch):
+        self.conv_mask = conv2d(in_ch, 1, 1)
+        self.channel_mul_conv = nn.Sequential(conv2d(in_ch, mid_ch, 1), ChannelLayerNorm(mid_ch), nn.ReLU(),
+                                              conv2d(mid_ch, in_ch, 1))
+
+    def execute(self, x, y):
+        B, C, K, _ = y.shape
+        mask = nn.softmax(self.conv_mask(y).reshape((B, 1, K)), dim=2)          # (B, 1, K)
+        ctx = bmm(y.reshape((B, C, K)), mask.transpose(0, 2, 1)).reshape((B, C, 1, 1))
+        return x * jt.sigmoid(self.channel_mul_conv(ctx))
+
+
+class ChannelLayerNorm(nn.Module):
+    """``nn.LayerNorm([C, 1, 1])`` on (B, C, 1, 1): normalise over C; weight/bias of shape (C, 1, 1)."""
+
+    def __init__(self, num_features, eps=1e-5):
+        self.eps = eps
+        self.weight = jt.ones((num_features, 1, 1), "float32")
+        self.bias = jt.zeros((num_features, 1, 1), "float32")
+
+    def execute(self, x):
+        mean = x.mean(dims=[1, 2, 3], keepdims=True)
+        centered = x - mean
+        var = (centered * centered).mean(dims=[1, 2, 3], keepdims=True)
+        return centered / jt.sqrt(var + self.eps) * self.weight + self.bias
+
+
+@MODELS.register()
+class CGRSeg(BaseDecodeHead):
+    """CGRSeg decode head.
+
+    Args (besides BaseDecodeHead's; ``in_index`` [1,2,3], ``channels`` 128 (T) / 256 (B, L)):
+        is_dw: ``linear_fuse`` is a depthwise 1x1 conv (True in all variants).
+        next_repeat: RCMs in the pyramid-context stack (T 5, B 6, L 5).
+        mr: MLP ratio of the RCMs (2).
+        dw_size / neck_size: band kernel of the per-level / pyramid RCMs (T, B 11; L 9).
+        square_kernel_size: the local depthwise conv of RCA (3).
+        ratio: RCA channel reduction (1).
+        module: 'RCA' (the only token mixer of the official configs).
+    """
+
+    def __init__(self, is_dw=False, next_repeat=4, mr=2, dw_size=7, neck_size=3, square_kernel_size=1,
+                 module="RCA", ratio=1, **kwargs):
+        super().__init__(input_transform="multiple_select", **kwargs)
+        if module != "RCA":
+            raise NotImplementedError(f"CGRSeg: module {module!r}; only 'RCA' (every official config) is implemented")
+        ch = self.channels
+        self.linear_fuse = ConvModule(ch, ch, 1, groups=ch if is_dw else 1, norm_cfg=self.norm_cfg,
+                                      act_cfg=self.act_cfg)
+        total = sum(self.in_channels)
+        self.trans = NextLayer(next_repeat, total, dw_size=neck_size, mlp_ratio=mr,
+                               square_kernel_size=square_kernel_size, ratio=ratio)
+        self.SIM = nn.ModuleList([FuseBlockMulti(c, ch, self.norm_cfg) for c in self.in_channels])
+        self.meta = nn.ModuleList([RCM(c, mlp_ratio=mr, dw_size=dw_size, square_kernel_size=square_kernel_size,
+                                       ratio=ratio) for c in self.in_channels])
+        self.conv = nn.ModuleList([conv2d(ch, c, 1) for c in self.in_channels[:-1]])
+        self.lgc = DPGHead(ch, ch)
+
+    def _fuse_levels(self, xx):
+        """Pyramid context, then top-down reconstruction; the stride-8 feature map (B, channels, H8, W8)."""
+        out = self.trans(pyramid_pool_agg(xx, 2))
+        f_cat = jt.split(out, self.in_channels, dim=1)
+        results = []
+        for i in range(len(xx) - 1, -1, -1):
+            local = xx[i]
+            if i != len(xx) - 1:
+                local = local + self.conv[i](resize(results[-1], xx[i].shape[2:], "bilinear", False))
+            results.append(self.SIM[i](self.meta[i](local), f_cat[i]))
+        return results[-1]
+
+    def execute(self, inputs):
+        x = self._fuse_levels(self._transform_inputs(inputs))
+        prev = self.cls_seg(self.linear_fuse(x))
+        context = spatial_gather(x, prev)
+        return self.cls_seg(self.lgc(x, context) + x)
