@@ -31,9 +31,11 @@ import math
 import jittor as jt
 from jittor import nn
 
+from .models.backbones import efficientformer_v2 as ef2
 from .models.backbones import mit
 from .models.backbones.mscan import (MSCAN, AttentionModule, Block, DWConv, Mlp, OverlapPatchEmbed,
                                      SpatialAttention, StemConv)
+from .models.heads import cgr_head as cgr
 from .models.heads.ham_head import NMF2D, Hamburger, LightHamHead
 from .models.heads.segformer_head import MLP, SegFormerHead
 from .models.layers import (BatchNorm2d, ConvModule, Dropout, DropPath, GELU, GroupNorm, LayerNorm, Linear,
@@ -116,10 +118,60 @@ def _segformer_head_tp(m, inputs, out):
     return 3 * 4 * c1.shape[0] * m.embed_dim * H * W   # _c4, _c3, _c2 resized to the c1 size
 
 
+def _ef2_attention_tp(m, inputs, out):
+    B, C, H, W = inputs[0].shape
+    if m.stride is not None:
+        H, W = H // 2, W // 2
+    N, h = H * W, m.num_heads
+    macs = B * h * N * N * (m.key_dim + 1 + m.d)   # q k, * scale, attn v (bicubic bias: not counted)
+    if m.stride is not None:
+        macs += 4 * _numel(out)                     # nn.Upsample bilinear (out has the upsampled size)
+    return macs
+
+
+def _ef2_down_attention_tp(m, inputs, out):
+    B, C, H, W = inputs[0].shape
+    Nq, N, h = (H // 2) * (W // 2), H * W, m.num_heads
+    return B * h * Nq * N * (m.key_dim + 1 + m.d)
+
+
+def _lgquery_tp(m, inputs, out):
+    return _numel(out)   # AvgPool2d(1, 2): one per output (torchprofile avg_pool)
+
+
+def _layer_scales(n):
+    return lambda m, inputs, out: n * _numel(out)
+
+
+def _rca_tp(m, inputs, out):
+    B, C, H, W = inputs[0].shape
+    return B * C * (H + W) + _numel(out)   # two adaptive pools, att * loc
+
+
+def _rcm_tp(m, inputs, out):
+    return _numel(out)   # * gamma
+
+
+def _fuse_block_tp(m, inputs, out):
+    return 4 * _numel(out) + _numel(out)   # bilinear up of the gate (to x_l's size), fuse1 * gate
+
+
+def _cgr_head_tp(m, inputs, out):
+    xx = [inputs[0][i] for i in m.in_index]
+    B = xx[0].shape[0]
+    H32, W32 = xx[-1].shape[2:]
+    pooled = sum(f.shape[1] for f in xx) * ((H32 - 1) // 2 + 1) * ((W32 - 1) // 2 + 1) * B
+    ups = sum(4 * B * m.channels * f.shape[2] * f.shape[3] for f in xx[:-1])   # results[-1] resized to xx[i]
+    K, (h8, w8) = m.num_classes, xx[0].shape[2:]
+    gather = B * K * h8 * w8 * m.channels + B * K * m.channels   # probs @ x^T, DPG context y @ mask
+    return pooled + ups + gather + B * m.channels * h8 * w8      # x * sigmoid(gate)
+
+
 _ZERO = [  # own ops are adds, activations, dropout or reshapes only
     nn.Sequential, nn.ModuleList, nn.ReLU, nn.GELU, nn.Dropout, GELU, ReLU, Dropout, DropPath, ConvModule,
     StemConv, OverlapPatchEmbed, SpatialAttention, DWConv, Mlp, MSCAN, Hamburger, EncoderDecoder,
     mit.OverlapPatchEmbed, mit.DWConv, mit.Mlp, mit.Block, mit.MixVisionTransformer, MLP,
+    nn.Sigmoid, ef2.Mlp, ef2.Embedding, ef2.EfficientFormerV2, cgr.ConvMlp, cgr.NextLayer, cgr.DPGHead,
 ]
 
 TORCHPROFILE = {
@@ -135,6 +187,16 @@ TORCHPROFILE = {
     LightHamHead: _light_ham_head,
     mit.Attention: _mit_attention_tp,
     SegFormerHead: _segformer_head_tp,
+    ef2.Attention4D: _ef2_attention_tp,
+    ef2.Attention4DDownsample: _ef2_down_attention_tp,
+    ef2.LGQuery: _lgquery_tp,
+    ef2.FFN: _layer_scales(1),
+    ef2.AttnFFN: _layer_scales(2),
+    cgr.RCA: _rca_tp,
+    cgr.RCM: _rcm_tp,
+    cgr.FuseBlockMulti: _fuse_block_tp,
+    cgr.ChannelLayerNorm: _affine_norm,
+    cgr.CGRSeg: _cgr_head_tp,
     **{cls: None for cls in _ZERO},
 }
 
@@ -169,20 +231,47 @@ def _nv_sra(m, inputs, out):
 MMCV = {cls: None for cls in TORCHPROFILE}
 MMCV.update({nn.Conv2d: _mmcv_conv, nn.Linear: _mmcv_linear, Linear: _mmcv_linear, BatchNorm2d: _mmcv_norm,
              LayerNorm: _mmcv_norm, GroupNorm: _mmcv_norm, ReLU: _mmcv_relu, nn.ReLU: _mmcv_relu})
+def _numel_in(m, inputs, out):
+    return _numel(inputs[0])
+
+
+def _numel_out(m, inputs, out):
+    return _numel(out)
+
+
+def _ef2_attention_mmcv(m, inputs, out):
+    return _numel(out) if m.stride is not None else 0   # nn.Upsample: one per output
+
+
+def _rca_mmcv(m, inputs, out):
+    return 2 * _numel(inputs[0])   # nn.AdaptiveAvgPool2d (None,1) and (1,None): one per input element each
+
+
+def _fuse_block_mmcv(m, inputs, out):
+    x_h = inputs[1]
+    return x_h.shape[0] * m.fuse2.conv.out_channels * x_h.shape[2] * x_h.shape[3]   # h_sigmoid's nn.ReLU6
+
+
+MMCV.update({ef2.Attention4D: _ef2_attention_mmcv, ef2.LGQuery: _numel_in, cgr.RCA: _rca_mmcv,
+             cgr.FuseBlockMulti: _fuse_block_mmcv, cgr.ChannelLayerNorm: _mmcv_norm})
 NVLABS = {**MMCV, mit.Attention: _nv_sra}
 
 RULESETS = {"torchprofile": TORCHPROFILE, "mmcv": MMCV, "nvlabs": NVLABS}
 # what each paper's get_flops counts; the final logits resize costs 4/output only in torchprofile
 FINAL_RESIZE = {"torchprofile": 4, "mmcv": 0, "nvlabs": 0}
 DESCRIPTION = {"torchprofile": "GMACs (torchprofile, SegNeXt's 'GFLOPs')",
-               "mmcv": "GFLOPs (mmcv module counter)",
+               "mmcv": "GFLOPs (mmcv module counter, CGRSeg's)",
                "nvlabs": "GFLOPs (mmcv module counter + NVlabs attention term, SegFormer's)"}
 
 
 def paper_ruleset(model):
-    """The convention the model's paper used: SegFormer (MiT) -> 'nvlabs', otherwise 'torchprofile'."""
-    if isinstance(getattr(model, "backbone", None), mit.MixVisionTransformer):
+    """The convention the model's paper used: SegFormer (MiT) -> 'nvlabs', CGRSeg (EfficientFormerV2) -> 'mmcv'
+    (mmseg's stock get_flops), SegNeXt -> 'torchprofile'."""
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, mit.MixVisionTransformer):
         return "nvlabs"
+    if isinstance(backbone, ef2.EfficientFormerV2):
+        return "mmcv"
     return "torchprofile"
 
 

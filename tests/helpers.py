@@ -12,6 +12,9 @@ MICRO_STATE_NPZ = os.path.join(SEGNEXT, "segnext_micro_ade5_random_state_dict.np
 SEGFORMER = os.path.join(FIXTURES, "segformer")
 SEGFORMER_TINY_CONFIG = os.path.join(SEGFORMER, "segformer_tiny_config.py")
 SEGFORMER_TINY_PTH = os.path.join(SEGFORMER, "segformer_tiny.pth")
+CGRSEG = os.path.join(FIXTURES, "cgrseg")
+CGRSEG_TINY_CONFIG = os.path.join(CGRSEG, "cgrseg_tiny_config.py")
+CGRSEG_TINY_PTH = os.path.join(CGRSEG, "cgrseg_tiny.pth")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ATOL = RTOL = 1e-4  # fp32 noise floor of the fixtures (see tests/fixtures/README.md)
@@ -74,14 +77,23 @@ def micro_model(checkpoint=MICRO_PTH, train=False, **model_overrides):
 
 def segformer_tiny(train=False, **model_overrides):
     """The fixtures' reduced SegFormer with the official checkpoint loaded (strict)."""
+    return _tiny(SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH, train, **model_overrides)
+
+
+def cgrseg_tiny(train=False, **model_overrides):
+    """The fixtures' reduced CGRSeg with the authors'-code checkpoint loaded (strict)."""
+    return _tiny(CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH, train, **model_overrides)
+
+
+def _tiny(config, checkpoint, train=False, **model_overrides):
     from jseg.checkpoint import load_checkpoint
     from jseg.config import Config
     from jseg.models import build_segmentor
-    cfg = Config.fromfile(SEGFORMER_TINY_CONFIG)
+    cfg = Config.fromfile(config)
     for dotted, value in model_overrides.items():
         cfg.merge_options({"model." + dotted.replace("__", "."): value})
     model = build_segmentor(cfg.model)
-    load_checkpoint(model, SEGFORMER_TINY_PTH)
+    load_checkpoint(model, checkpoint)
     return model.train() if train else model.eval()
 
 

@@ -143,21 +143,26 @@ class EncoderDecoder(nn.Module):
             preds = resize(preds, ori_shape[:2], "bilinear", self.align_corners)
         return preds
 
-    def whole_inference(self, img, ori_shape=None, rescale=False):
+    def whole_inference(self, img, ori_shape=None, rescale=False, img_shape=None):
+        """Logits at the input size, or (rescale) at ``ori_shape``.  ``img_shape``: the image's size before
+        the test pipeline padded it (mmseg 0.27: the padded area is cropped off before rescaling)."""
         seg_logit = self.encode_decode(img)
         if rescale and ori_shape is not None:
+            if img_shape is not None and tuple(img_shape[:2]) != tuple(img.shape[2:]):
+                seg_logit = seg_logit[:, :, :int(img_shape[0]), :int(img_shape[1])]
             seg_logit = resize(seg_logit, ori_shape[:2], "bilinear", self.align_corners)
         return seg_logit
 
-    def inference(self, img, ori_shape=None, rescale=True, flip=False, flip_direction="horizontal"):
+    def inference(self, img, ori_shape=None, rescale=True, flip=False, flip_direction="horizontal", img_shape=None):
         """Softmax probabilities (B, K, h, w) at ``ori_shape`` (if rescale) for one test view.
 
         ``flip``: the view ``img`` was flipped; its probabilities are flipped back.
+        ``img_shape``: the view's size before padding (whole mode crops the padding off).
         """
         if self.test_cfg.get("mode", "whole") == "slide":
             seg_logit = self.slide_inference(img, ori_shape, rescale)
         else:
-            seg_logit = self.whole_inference(img, ori_shape, rescale)
+            seg_logit = self.whole_inference(img, ori_shape, rescale, img_shape)
         output = nn.softmax(seg_logit, dim=1)
         if flip:
             output = output[:, :, :, ::-1] if flip_direction == "horizontal" else output[:, :, ::-1, :]
@@ -167,8 +172,9 @@ class EncoderDecoder(nn.Module):
         """Average probabilities over test views.
 
         Args:
-            views: list of ``(img, flip)`` or ``(img, flip, direction)``; each ``img`` is a normalised
-                (B, 3, h, w) input prepared by the test pipeline (resized and/or flipped).
+            views: list of ``(img, flip)``, ``(img, flip, direction)`` or ``(img, flip, direction, img_shape)``;
+                each ``img`` is a normalised (B, 3, h, w) input prepared by the test pipeline (resized, flipped,
+                padded; ``img_shape`` is its size before padding).
             ori_shape: (H, W) every view's probabilities are resized to.
         Returns: (B, K, H, W) averaged probabilities.
         """
@@ -176,7 +182,8 @@ class EncoderDecoder(nn.Module):
         for view in views:
             img, flip = view[0], view[1]
             direction = view[2] if len(view) > 2 else "horizontal"
-            prob = self.inference(img, ori_shape, rescale, flip, direction)
+            img_shape = view[3] if len(view) > 3 else None
+            prob = self.inference(img, ori_shape, rescale, flip, direction, img_shape)
             total = prob if total is None else total + prob
         return total / len(views)
 
@@ -184,7 +191,8 @@ class EncoderDecoder(nn.Module):
         """Probabilities (K, H, W) NumPy for one test-pipeline sample (``img``: a list of (C, h, w) views,
         ``img_metas``: their flip flags); ``nmf_key`` seeds the Ham bases of this image."""
         views = [(jt.array(np.array(v[None], copy=True)), m.get("flip", False),
-                  m.get("flip_direction", "horizontal")) for v, m in zip(sample["img"], sample["img_metas"])]
+                  m.get("flip_direction", "horizontal"), m.get("img_shape"))
+                 for v, m in zip(sample["img"], sample["img_metas"])]
         self.set_nmf_sample_keys(None if nmf_key is None else [nmf_key])
         try:
             with jt.no_grad():

@@ -1,0 +1,65 @@
+"""EfficientFormerV2 / CGRSeg structure: the shipped configs build the authors' T/B/L models."""
+import numpy as np
+import pytest
+
+from jseg.analysis import count_params
+from jseg.checkpoint import read_checkpoint
+from jseg.config import Config
+from jseg.models import build_segmentor
+from jseg.models.backbones.efficientformer_v2 import Attention4D, Attention4DDownsample, AttnFFN, FFN
+from tests.helpers import CGRSEG, CGRSEG_TINY_PTH, ROOT, cgrseg_tiny
+
+# segformer_cgrseg_facts.md section 2.5: T exact; B and L in M to 2 decimals (total, backbone, head)
+PARAMS_M = {"b": (19.11, 12.15, 6.96), "l": (35.68, 25.58, 10.10)}
+
+
+def _model(v):
+    return build_segmentor(Config.fromfile(f"{ROOT}/configs/cgrseg/cgrseg_{v}_512x512_ade20k_160k.py").model)
+
+
+def test_cgrseg_t_keys_shapes_and_exact_params():
+    model = _model("t")
+    state = model.state_dict()
+    rows = [line.rstrip("\n").split("\t") for line in open(f"{CGRSEG}/cgrseg_t_ade20k_state_dict_keys.tsv")]
+    assert list(state) == [r[0] for r in rows]
+    for key, shape, _ in rows:
+        ours = tuple(state[key].shape)
+        if key.endswith("num_batches_tracked"):
+            assert shape == "()" and ours == (1,), key
+        else:
+            assert str(ours) == shape, f"{key}: {ours} vs official {shape}"
+    assert (count_params(model), count_params(model.backbone), count_params(model.decode_head)) == \
+        (9_364_647, 5_748_360, 3_616_287)
+    # block layout of EfficientFormerV2-S1: the last 2 blocks of stages 2 and 3 are attention blocks
+    net = model.backbone.network
+    assert [type(b).__name__ for b in net[4]] == ["FFN"] * 7 + ["AttnFFN"] * 2
+    assert [type(b).__name__ for b in net[6]] == ["FFN"] * 4 + ["AttnFFN"] * 2
+    assert net[4][7].token_mixer.stride == 2 and net[6][4].token_mixer.stride is None
+    assert tuple(net[5].attn.attention_biases_seg.shape) == (8, 1024)
+
+
+@pytest.mark.parametrize("v", ["b", "l"])
+def test_cgrseg_b_l_params(v):
+    model = _model(v)
+    got = [count_params(m) / 1e6 for m in (model, model.backbone, model.decode_head)]
+    assert [round(x, 2) for x in got] == list(PARAMS_M[v])
+
+
+def test_bias_index_tables_equal_the_checkpoint():
+    """The offset numbering is recomputed here; the authors' code stores it in the checkpoint (int64)."""
+    sd, _ = read_checkpoint(CGRSEG_TINY_PTH)
+    model = build_segmentor(Config.fromfile(f"{CGRSEG}/cgrseg_tiny_config.py").model)
+    n = 0
+    for name, m in model.backbone.named_modules():
+        if isinstance(m, (Attention4D, Attention4DDownsample)):
+            ref = np.asarray(sd[f"backbone.{name}.attention_bias_idxs_seg"])
+            assert np.array_equal(m.attention_bias_idxs_seg.numpy(), ref), name
+            n += 1
+    assert n == 3
+
+
+def test_model_blocks_have_layer_scales_of_official_shape():
+    model = cgrseg_tiny()
+    blocks = [b for b in model.backbone.modules() if isinstance(b, (FFN, AttnFFN))]
+    assert len(blocks) == 6 and all(tuple(b.layer_scale_2.shape) == (b.mlp.norm2.num_features, 1, 1)
+                                    for b in blocks)
