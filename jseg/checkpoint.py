@@ -8,6 +8,8 @@ Layouts understood (torch is never needed: ``jt.load`` parses ``.pth`` files):
 * ImageNet MSCAN checkpoints ``{'state_dict': {unprefixed backbone keys, head.*}}`` and NVlabs
   ImageNet MiT checkpoints ``mit_b*.pth`` (flat ``{key: tensor}``); the classifier ``head.*`` is
   dropped and reported;
+* ImageNet EfficientFormerV2 checkpoints ``{'model': ...}`` (``head``, ``dist_head`` and the final
+  ``norm`` dropped and reported) and CGRSeg checkpoints of either ``linear_fuse`` spelling;
 * the mmseg 1.x MiT layout (``layers.{i}.{0,1,2}...``, fused ``in_proj``, 1x1-conv FFN weights),
   converted to NVlabs' names and shapes (``mit_mmseg1_to_official``);
 * plain state dicts (``{key: tensor}``), a ``module.`` prefix (DataParallel) stripped;
@@ -27,6 +29,8 @@ import numpy as np
 import jittor as jt
 
 _SCALAR_KEYS = ("num_batches_tracked",)
+# integer buffers PyTorch keeps as int64 (Jittor holds int32): written back as int64
+_INT64_KEYS = ("num_batches_tracked", "attention_bias_idxs", "attention_bias_idxs_seg")
 
 
 class CheckpointError(ValueError):
@@ -93,7 +97,10 @@ def unwrap_checkpoint(obj, name="checkpoint"):
 
 # mmseg 1.x inlines MSCAN's DWConv wrapper: block{i}.{j}.mlp.dwconv.{w,b} <-> official ...mlp.dwconv.dwconv.{w,b}
 _MM1_RENAMES = [(re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.(weight|bias)$"), r"\1.dwconv.\2")]
-_BACKBONE_HINTS = ("patch_embed", "block", "norm")
+_BACKBONE_HINTS = ("patch_embed", "block", "norm", "network.")
+# ImageNet classifiers: MSCAN / MiT ``head``; EfficientFormerV2 ``head`` + ``dist_head`` (+ a final ``norm``)
+_IMAGENET_HEADS = ("head.", "dist_head.")
+_SEG_ONLY_KEYS = ("attention_biases_seg", "attention_bias_idxs_seg")
 
 
 class LoadReport:
@@ -106,6 +113,7 @@ class LoadReport:
         self.missing = []      # model keys absent from the checkpoint
         self.unexpected = []   # checkpoint keys the model does not have
         self.mismatched = []   # (key, checkpoint shape, model shape)
+        self.initialised = []  # model keys an ImageNet checkpoint cannot have; they keep their init
         self.loaded = 0
 
     @property
@@ -139,6 +147,9 @@ class LoadReport:
                 reasons.setdefault(why, []).append(k)
             for why, keys in reasons.items():
                 lines.append(f"dropped ({len(keys)}, {why}): {self._fmt(keys, 5)}")
+        if self.initialised:
+            lines.append(f"kept at initialisation ({len(self.initialised)}, segmentation-only attention-bias "
+                         f"tables absent from ImageNet checkpoints): {self._fmt(self.initialised, 5)}")
         return "\n".join(lines + self.problems())
 
 
@@ -163,8 +174,11 @@ def map_keys(ckpt_keys, model_keys, target="segmentor"):
     for k in ckpt_keys:
         dst = k
         if target == "segmentor" and layout == "backbone":
-            if k.startswith("head."):
+            if k.startswith(_IMAGENET_HEADS):
                 report.dropped.append((k, "ImageNet classifier head"))
+                continue
+            if k.startswith("norm.") and "backbone." + k not in model_keys:
+                report.dropped.append((k, "ImageNet classifier's final norm"))
                 continue
             dst = "backbone." + k
         elif target == "backbone" and layout == "segmentor":
@@ -172,8 +186,11 @@ def map_keys(ckpt_keys, model_keys, target="segmentor"):
                 report.dropped.append((k, "not a backbone key"))
                 continue
             dst = k[len("backbone."):]
-        elif target == "backbone" and layout == "backbone" and k.startswith("head."):
+        elif target == "backbone" and layout == "backbone" and k.startswith(_IMAGENET_HEADS):
             report.dropped.append((k, "ImageNet classifier head"))
+            continue
+        elif target == "backbone" and layout == "backbone" and k.startswith("norm.") and k not in model_keys:
+            report.dropped.append((k, "ImageNet classifier's final norm"))
             continue
         if dst not in model_keys:
             for pattern, repl in _MM1_RENAMES:
@@ -189,6 +206,11 @@ def map_keys(ckpt_keys, model_keys, target="segmentor"):
         else:
             report.unexpected.append(k)
     report.missing = sorted(model_keys - set(mapping.values()))
+    if layout == "backbone":
+        # ImageNet EfficientFormerV2 has no segmentation bias tables: they keep their init (zeros, recomputed
+        # index tables), as the authors' non-strict load leaves them
+        report.initialised = [k for k in report.missing if k.endswith(_SEG_ONLY_KEYS)]
+        report.missing = [k for k in report.missing if not k.endswith(_SEG_ONLY_KEYS)]
     return mapping, report
 
 
@@ -276,6 +298,8 @@ def model_state_dict(model):
         a = v.numpy()
         if k.endswith(_SCALAR_KEYS):
             a = np.asarray(a.reshape(()), dtype=np.int64)
+        elif k.endswith(_INT64_KEYS):
+            a = a.astype(np.int64)
         out[k] = a
     return out
 
@@ -303,6 +327,14 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
         if any(k.startswith(("decode_head.fusion_conv.", "decode_head.convs.")) for k in report.unexpected):
             hint = ("\n(this checkpoint has mmseg-1.x's SegformerHead, a different head from NVlabs' all-MLP "
                     "decoder: only its backbone can be loaded, e.g. load_checkpoint(model.backbone, path))")
+        if "decode_head.linear_fuse.weight" in report.unexpected and \
+                "decode_head.linear_fuse.conv.weight" in report.missing:
+            hint = ("\n(a CGRSeg checkpoint from before the authors' commit 8ef4bcf, where linear_fuse was a plain "
+                    "conv with bias: build the head with --cfg-options model.decode_head.legacy_linear_fuse=True)")
+        elif "decode_head.linear_fuse.conv.weight" in report.unexpected and \
+                "decode_head.linear_fuse.weight" in report.missing:
+            hint = ("\n(a CGRSeg checkpoint with the current linear_fuse (ConvModule: conv + BN + ReLU): build the "
+                    "head without legacy_linear_fuse)")
         raise CheckpointError(f"{name} does not match the model:\n  " + "\n  ".join(report.problems()) + hint
                               + "\n(pass strict=False / --no-strict to load the matching keys anyway)")
     bad = {k for k, _, _ in report.mismatched}

@@ -67,6 +67,21 @@ def test_segformer_b5_640_and_the_attention_term():
     assert abs(modules - 7.38) <= 0.006   # fact sheet: 7.38 from modules + 1.04 from attention
 
 
+# CGRSeg: mmseg's stock get_flops (mmcv module counter), 512x512, 150 classes;
+# segformer_cgrseg_facts.md section 2.5 (the authors' README: 4.0 / 7.6 / 14.9)
+CGRSEG_GFLOPS = {"t": 4.07, "b": 7.79, "l": 15.09}
+
+
+@pytest.mark.parametrize("v", list(CGRSEG_GFLOPS))
+def test_cgrseg_gflops_equal_mmcv_counter(v):
+    model = build_segmentor(Config.fromfile(f"{ROOT}/configs/cgrseg/cgrseg_{v}_512x512_ade20k_160k.py").model)
+    assert paper_ruleset(model) == "mmcv"
+    g = count_macs(model, (512, 512), ruleset="mmcv")["total"] / 1e9
+    assert g == pytest.approx(CGRSEG_GFLOPS[v], rel=0.01)
+    if v == "t":
+        assert abs(g - 4.07) <= 0.006
+
+
 def test_counts_eval_mode_and_restores_train_mode():
     model = _model("tiny", "512x512_ade20k")
     eval_count = count_macs(model, (64, 64))

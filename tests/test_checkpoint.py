@@ -239,3 +239,65 @@ def test_mmseg1_segformer_head_is_refused_with_an_explanation(tmp_path):
     np.savez(tmp_path / "mm1_full.npz", **mm1)
     with pytest.raises(CheckpointError, match="mmseg-1.x's SegformerHead"):
         load_checkpoint(_segformer_fresh(), str(tmp_path / "mm1_full.npz"))
+
+
+# ----------------------------------------------------------------------------- CGRSeg layouts
+
+def _cgrseg_fresh(**head):
+    from jseg.config import Config
+    from tests.helpers import CGRSEG_TINY_CONFIG
+    cfg = Config.fromfile(CGRSEG_TINY_CONFIG)
+    cfg.model.decode_head.update(head)
+    return build_segmentor(cfg.model).eval()
+
+
+def test_cgrseg_imagenet_efficientformer_checkpoint(tmp_path):
+    """DeiT-style {'model': ...}: head/dist_head/final norm dropped, the seg-only bias tables keep their init."""
+    from tests.helpers import CGRSEG_TINY_PTH
+    sd, _ = read_checkpoint(CGRSEG_TINY_PTH)
+    model_sd = {k[len("backbone."):]: v for k, v in sd.items()
+                if k.startswith("backbone.") and not k.endswith(("attention_biases_seg", "attention_bias_idxs_seg"))}
+    model_sd.update({"norm.weight": np.ones(32, np.float32), "norm.bias": np.zeros(32, np.float32),
+                     "head.weight": np.zeros((1000, 32), np.float32), "head.bias": np.zeros(1000, np.float32),
+                     "dist_head.weight": np.zeros((1000, 32), np.float32),
+                     "dist_head.bias": np.zeros(1000, np.float32)})
+    path = tmp_path / "eformer_tiny.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": model_sd, "epoch": 449, "args": None}, f)
+    model = _cgrseg_fresh()
+    report, _ = load_checkpoint(model.backbone, str(path))
+    assert report.ok and len(report.dropped) == 6 and len(report.initialised) == 6
+    assert "kept at initialisation (6" in str(report)
+    w = model.backbone.network[6][1].token_mixer.q[0].weight.numpy()
+    assert np.array_equal(w, sd["backbone.network.6.1.token_mixer.q.0.weight"])
+    assert np.abs(model.backbone.network[6][1].token_mixer.attention_biases_seg.numpy()).max() == 0
+
+
+def test_cgrseg_legacy_linear_fuse_spelling(tmp_path):
+    from tests.helpers import CGRSEG_TINY_PTH
+    sd, _ = read_checkpoint(CGRSEG_TINY_PTH)
+    legacy = {k: v for k, v in sd.items() if not k.startswith("decode_head.linear_fuse.")}
+    legacy["decode_head.linear_fuse.weight"] = sd["decode_head.linear_fuse.conv.weight"]
+    legacy["decode_head.linear_fuse.bias"] = np.full(16, 0.25, np.float32)
+    np.savez(tmp_path / "legacy.npz", **legacy)
+    with pytest.raises(CheckpointError, match="legacy_linear_fuse=True"):
+        load_checkpoint(_cgrseg_fresh(), str(tmp_path / "legacy.npz"))
+    model = _cgrseg_fresh(legacy_linear_fuse=True)
+    report, _ = load_checkpoint(model, str(tmp_path / "legacy.npz"))
+    assert report.ok
+    x = jt.array(np.random.default_rng(0).standard_normal((1, 16, 4, 5)).astype(np.float32))
+    w = sd["decode_head.linear_fuse.conv.weight"].reshape(16)
+    np.testing.assert_allclose(model.decode_head.linear_fuse(x).numpy(),
+                               x.numpy() * w[None, :, None, None] + 0.25, rtol=1e-6, atol=1e-6)
+    with pytest.raises(CheckpointError, match="without legacy_linear_fuse"):
+        load_checkpoint(_cgrseg_fresh(legacy_linear_fuse=True), CGRSEG_TINY_PTH)
+
+
+def test_cgrseg_index_buffers_are_written_as_int64(tmp_path):
+    from tests.helpers import CGRSEG_TINY_PTH
+    model = _cgrseg_fresh()
+    load_checkpoint(model, CGRSEG_TINY_PTH)
+    save_checkpoint(str(tmp_path / "c.pkl"), model=model)
+    out, _ = read_checkpoint(str(tmp_path / "c.pkl"))
+    assert out["backbone.network.5.attn.attention_bias_idxs_seg"].dtype == np.int64
+    assert out["backbone.network.5.attn.attention_bias_idxs_seg"].shape == (16, 64)

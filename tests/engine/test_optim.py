@@ -42,6 +42,21 @@ def test_segformer_b0_groups_match_mmcv():
     assert "decode_head.linear_fuse.bn.weight" in groups[(6e-4, 0.01)]["names"]   # 'head' beats 'norm'
 
 
+def test_cgrseg_substring_matching_quirks():
+    """CGRSeg's custom keys match by substring (fact sheet 2.3): 'head' also hits the backbone's talking heads
+    (lr x10) and 'norm' the MLP norms norm1/norm2/mid_norm (no decay)."""
+    cfg = Config.fromfile(f"{ROOT}/configs/cgrseg/cgrseg_t_512x512_ade20k_160k.py")
+    assert cfg.optimizer.lr == 1.2e-4 and sorted(cfg.optimizer.paramwise_cfg.custom_keys) == \
+        ["absolute_pos_embed", "head", "norm"]
+    model = build_segmentor(cfg.model)
+    groups = {(round(g["lr"], 12), g["weight_decay"]): g["names"] for g in param_groups(
+        model, 1.2e-4, 0.01, cfg.optimizer.paramwise_cfg)}
+    assert "backbone.network.6.5.token_mixer.talking_head1.weight" in groups[(1.2e-3, 0.01)]
+    assert "backbone.network.0.0.mlp.mid_norm.weight" in groups[(1.2e-4, 0.0)]
+    assert "backbone.patch_embed.1.weight" in groups[(1.2e-4, 0.01)]   # stem BN: no 'norm' in its name
+    assert all(n.startswith("decode_head.") or "talking_head" in n for n in groups[(1.2e-3, 0.01)])
+
+
 # Hand-computed from mmcv's formula: poly(power 1, min 0, 160k) x linear warmup (1500, ratio 1e-6).
 EXPECTED_FACTOR = {
     0: 1e-6,                                          # (1 - 0) * (1 - (1 - 0) * (1 - 1e-6))

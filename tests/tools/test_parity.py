@@ -89,3 +89,14 @@ def test_parity_on_segformer_references(ref):
     for name in ["stage1", "stage2", "stage3", "stage4", "head_logits", "final_logits"]:
         assert any(line.startswith(name) and line.endswith("PASS") for line in text.splitlines()), (name, text)
     assert "nmf_bases" not in text   # no Ham head: no warning about its bases
+
+
+@pytest.mark.parametrize("ref", ["cgrseg_tiny_eval_b2_128x160.npz", "cgrseg_tiny_eval_b1_100x132.npz"])
+def test_parity_on_cgrseg_references(ref):
+    from tests.helpers import CGRSEG, CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH
+    lines = []
+    code = parity.run(CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH, os.path.join(CGRSEG, ref), out=lines.append)
+    text = "\n".join(lines)
+    assert code == 0, text
+    for name in ["stage1", "stage2", "stage3", "stage4", "head_logits", "final_logits"]:
+        assert any(line.startswith(name) and line.endswith("PASS") for line in text.splitlines()), (name, text)

@@ -163,16 +163,22 @@ class CGRSeg(BaseDecodeHead):
         square_kernel_size: the local depthwise conv of RCA (3).
         ratio: RCA channel reduction (1).
         module: 'RCA' (the only token mixer of the official configs).
+        legacy_linear_fuse: ``linear_fuse`` as before the authors' commit 8ef4bcf: a plain (depthwise)
+            1x1 conv with bias (keys ``linear_fuse.weight/bias``), no BN and no activation; for
+            checkpoints trained with that version.  Default: the current ConvModule (conv, BN, ReLU).
     """
 
     def __init__(self, is_dw=False, next_repeat=4, mr=2, dw_size=7, neck_size=3, square_kernel_size=1,
-                 module="RCA", ratio=1, **kwargs):
+                 module="RCA", ratio=1, legacy_linear_fuse=False, **kwargs):
         super().__init__(input_transform="multiple_select", **kwargs)
         if module != "RCA":
             raise NotImplementedError(f"CGRSeg: module {module!r}; only 'RCA' (every official config) is implemented")
         ch = self.channels
-        self.linear_fuse = ConvModule(ch, ch, 1, groups=ch if is_dw else 1, norm_cfg=self.norm_cfg,
-                                      act_cfg=self.act_cfg)
+        if legacy_linear_fuse:
+            self.linear_fuse = conv2d(ch, ch, 1, groups=ch if is_dw else 1)
+        else:
+            self.linear_fuse = ConvModule(ch, ch, 1, groups=ch if is_dw else 1, norm_cfg=self.norm_cfg,
+                                          act_cfg=self.act_cfg)
         total = sum(self.in_channels)
         self.trans = NextLayer(next_repeat, total, dw_size=neck_size, mlp_ratio=mr,
                                square_kernel_size=square_kernel_size, ratio=ratio)
