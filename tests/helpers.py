@@ -75,6 +75,27 @@ def micro_model(checkpoint=MICRO_PTH, train=False, **model_overrides):
     return model.train() if train else model.eval()
 
 
+def assert_state_matches_tsv(state, tsv_path):
+    """Keys in order and shapes equal an official ``key<TAB>shape<TAB>dtype`` listing
+    (``num_batches_tracked``: 0-d in PyTorch, (1,) in Jittor)."""
+    rows = [line.rstrip("\n").split("\t") for line in open(tsv_path)]
+    assert list(state) == [r[0] for r in rows]
+    for key, shape, _ in rows:
+        ours = tuple(state[key].shape)
+        if key.endswith("num_batches_tracked"):
+            assert shape == "()" and ours == (1,), key
+        else:
+            assert str(ours) == shape, f"{key}: {ours} vs official {shape}"
+
+
+def assert_features_match(out, fixture, final="final_logits"):
+    """``forward_features`` output against a fixture's stage1..4, head_logits and final logits."""
+    for i in range(1, 5):
+        assert_close(out[f"stage{i}"], fixture[f"stage{i}"], f"stage{i}")
+    assert_close(out["head_logits"], fixture["head_logits"], "head_logits")
+    assert_close(out["logits"], fixture[final], final)
+
+
 def segformer_tiny(train=False, **model_overrides):
     """The fixtures' reduced SegFormer with the official checkpoint loaded (strict)."""
     return _tiny(SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH, train, **model_overrides)

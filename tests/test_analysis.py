@@ -5,7 +5,6 @@ PyTorch code with torchprofile 0.1.0 (``profile_macs`` of ``forward_dummy``) and
 ``sum(p.numel())``; the paper's rounded figures are T 6.6 / S 15.9 / B 34.9 /
 L 70.0 GMACs at 512x512 and 50.5 / 124.6 / 275.6 / 553.7 at 2048x1024.
 """
-import jittor as jt
 import pytest
 from jittor import nn
 

@@ -7,7 +7,7 @@ from jseg.checkpoint import read_checkpoint
 from jseg.config import Config
 from jseg.models import build_segmentor
 from jseg.models.backbones.efficientformer_v2 import Attention4D, Attention4DDownsample, AttnFFN, FFN
-from tests.helpers import CGRSEG, CGRSEG_TINY_PTH, ROOT, cgrseg_tiny
+from tests.helpers import assert_state_matches_tsv, CGRSEG, CGRSEG_TINY_PTH, ROOT, cgrseg_tiny
 
 # segformer_cgrseg_facts.md section 2.5: T exact; B and L in M to 2 decimals (total, backbone, head)
 PARAMS_M = {"b": (19.11, 12.15, 6.96), "l": (35.68, 25.58, 10.10)}
@@ -20,14 +20,7 @@ def _model(v):
 def test_cgrseg_t_keys_shapes_and_exact_params():
     model = _model("t")
     state = model.state_dict()
-    rows = [line.rstrip("\n").split("\t") for line in open(f"{CGRSEG}/cgrseg_t_ade20k_state_dict_keys.tsv")]
-    assert list(state) == [r[0] for r in rows]
-    for key, shape, _ in rows:
-        ours = tuple(state[key].shape)
-        if key.endswith("num_batches_tracked"):
-            assert shape == "()" and ours == (1,), key
-        else:
-            assert str(ours) == shape, f"{key}: {ours} vs official {shape}"
+    assert_state_matches_tsv(state, f"{CGRSEG}/cgrseg_t_ade20k_state_dict_keys.tsv")
     assert (count_params(model), count_params(model.backbone), count_params(model.decode_head)) == \
         (9_364_647, 5_748_360, 3_616_287)
     # block layout of EfficientFormerV2-S1: the last 2 blocks of stages 2 and 3 are attention blocks

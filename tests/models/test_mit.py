@@ -6,7 +6,7 @@ from jseg.config import Config
 from jseg.models import build_segmentor
 from jseg.models.backbones.mit import Attention, MixVisionTransformer
 from jseg.models.layers import LayerNorm
-from tests.helpers import ROOT, SEGFORMER
+from tests.helpers import assert_state_matches_tsv, ROOT, SEGFORMER
 
 # fact sheet segformer_cgrseg_facts.md section 1.6 (NV heads, 150 classes; B0 exact, others in M to 2 decimals)
 PARAMS_M = {0: (3.77, 3.32, 0.45), 1: (13.74, 13.15, 0.58), 2: (27.48, 24.20, 3.29), 3: (47.36, 44.07, 3.29),
@@ -20,14 +20,7 @@ def _model(b, dataset="512x512_ade20k"):
 def test_b0_keys_shapes_and_exact_params():
     model = _model(0)
     state = model.state_dict()
-    rows = [line.rstrip("\n").split("\t") for line in open(f"{SEGFORMER}/segformer_b0_ade20k_state_dict_keys.tsv")]
-    assert list(state) == [r[0] for r in rows]
-    for key, shape, _ in rows:
-        ours = tuple(state[key].shape)
-        if key.endswith("num_batches_tracked"):
-            assert shape == "()" and ours == (1,), key
-        else:
-            assert str(ours) == shape, f"{key}: {ours} vs official {shape}"
+    assert_state_matches_tsv(state, f"{SEGFORMER}/segformer_b0_ade20k_state_dict_keys.tsv")
     assert (count_params(model), count_params(model.backbone), count_params(model.decode_head)) == \
         (3_772_044, 3_319_392, 452_652)
 

@@ -8,8 +8,8 @@ from jseg.config import Config
 from jseg.models import build_segmentor
 from jseg.models.backbones.mscan import AttentionModule, Block, OverlapPatchEmbed, SpatialAttention, StemConv
 from jseg.models.layers import DropPath
-from tests.helpers import (ROOT, assert_close, load_module_params, load_npz, nchw_to_tokens, segnext_path,
-                           tokens_to_nchw)
+from tests.helpers import (ROOT, assert_close, assert_state_matches_tsv, load_module_params, load_npz, nchw_to_tokens,
+                           segnext_path, tokens_to_nchw)
 
 BN = dict(type="BN", requires_grad=True)
 
@@ -80,14 +80,7 @@ def test_variant_params_keys_and_shapes(variant):
     state = model.state_dict()
     n_params = sum(int(np.prod(v.shape)) for v in state.values() if not v.is_stop_grad())
     assert n_params == PARAMS[variant]
-    rows = [line.rstrip("\n").split("\t") for line in open(segnext_path(f"keys/keys_segnext_{variant}.tsv"))]
-    assert list(state) == [r[0] for r in rows]
-    for key, shape, _dtype in rows:
-        ours = tuple(state[key].shape)
-        if key.endswith("num_batches_tracked"):  # 0-d in PyTorch, (1,) in Jittor; exported as ()
-            assert shape == "()" and ours == (1,), key
-        else:
-            assert str(ours) == shape, f"{key}: {ours} vs official {shape}"
+    assert_state_matches_tsv(state, segnext_path(f"keys/keys_segnext_{variant}.tsv"))
 
 
 @pytest.mark.parametrize("variant,params", [("tiny", 4_229_747), ("large", 48_792_275)])

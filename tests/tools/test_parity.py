@@ -9,8 +9,7 @@ import pytest
 
 from jseg.checkpoint import read_checkpoint
 from jseg.tools import parity
-from tests.helpers import (MICRO_CONFIG, MICRO_PTH, ROOT, SEGFORMER, SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH,
-                           segnext_path)
+from tests.helpers import MICRO_CONFIG, MICRO_PTH, ROOT, segnext_path
 
 REFS = ["segnext_micro_ade5_random_eval_2x3x128x160.npz", "segnext_micro_ade5_random_eval_2x3x100x132.npz",
         "segnext_micro_ade5_random_slide_1x3x100x132.npz"]
@@ -80,23 +79,15 @@ def test_parity_cli_exit_codes():
     assert r.returncode == 1 and "FAIL" in r.stdout
 
 
-@pytest.mark.parametrize("ref", ["segformer_tiny_eval_b2_128x160.npz", "segformer_tiny_eval_b1_100x132.npz"])
-def test_parity_on_segformer_references(ref):
+@pytest.mark.parametrize("model,ref", [(m, f"{m}_tiny_eval_{size}.npz") for m in ("segformer", "cgrseg")
+                                       for size in ("b2_128x160", "b1_100x132")])
+def test_parity_on_segformer_and_cgrseg_references(model, ref):
+    folder = os.path.join(ROOT, "tests", "fixtures", model)
     lines = []
-    code = parity.run(SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH, os.path.join(SEGFORMER, ref), out=lines.append)
+    code = parity.run(os.path.join(folder, f"{model}_tiny_config.py"), os.path.join(folder, f"{model}_tiny.pth"),
+                      os.path.join(folder, ref), out=lines.append)
     text = "\n".join(lines)
     assert code == 0, text
     for name in ["stage1", "stage2", "stage3", "stage4", "head_logits", "final_logits"]:
         assert any(line.startswith(name) and line.endswith("PASS") for line in text.splitlines()), (name, text)
     assert "nmf_bases" not in text   # no Ham head: no warning about its bases
-
-
-@pytest.mark.parametrize("ref", ["cgrseg_tiny_eval_b2_128x160.npz", "cgrseg_tiny_eval_b1_100x132.npz"])
-def test_parity_on_cgrseg_references(ref):
-    from tests.helpers import CGRSEG, CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH
-    lines = []
-    code = parity.run(CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH, os.path.join(CGRSEG, ref), out=lines.append)
-    text = "\n".join(lines)
-    assert code == 0, text
-    for name in ["stage1", "stage2", "stage3", "stage4", "head_logits", "final_logits"]:
-        assert any(line.startswith(name) and line.endswith("PASS") for line in text.splitlines()), (name, text)

@@ -23,6 +23,7 @@ import jittor as jt
 from jittor import nn
 
 from ...registry import MODELS
+from .base import PretrainedBackbone
 from ..layers import GELU, BatchNorm2d, DropPath, Dropout, bicubic_resize, conv2d, resize
 
 # per-block MLP expansion ratios of stages 0-3 (EfficientFormerV2 expansion_ratios_*)
@@ -245,7 +246,7 @@ class Embedding(nn.Module):
 
 
 @MODELS.register()
-class EfficientFormerV2(nn.Module):
+class EfficientFormerV2(PretrainedBackbone):
     """EfficientFormerV2 feature backbone (CGRSeg's ``efficientformerv2_{s1,s2,l}_feat``).
 
     Args:
@@ -276,12 +277,7 @@ class EfficientFormerV2(nn.Module):
         for i, n in enumerate(layers):
             if len(e_ratios[str(i)]) < n:
                 raise ValueError(f"EfficientFormerV2: e_ratios['{i}'] has {len(e_ratios[str(i)])} entries for {n} blocks")
-        if init_cfg is not None and pretrained is None:
-            if init_cfg.get("type") != "Pretrained" or "checkpoint" not in init_cfg:
-                raise ValueError(f"EfficientFormerV2 init_cfg must be dict(type='Pretrained', checkpoint=PATH), "
-                                 f"got {init_cfg}")
-            pretrained = init_cfg["checkpoint"]
-        self.pretrained = pretrained
+        self._set_pretrained(pretrained, init_cfg)
         self.norm_eval = norm_eval
         c0 = embed_dims[0]
         self.patch_embed = nn.Sequential(conv2d(3, c0 // 2, 3, stride=2, padding=1), _bn(c0 // 2), GELU(),
@@ -316,13 +312,6 @@ class EfficientFormerV2(nn.Module):
                 for conv in (m.fc1, m.fc2):
                     conv.weight.assign(jt.clamp(jt.init.gauss(conv.weight.shape, "float32", std=0.02), -2, 2))
                     conv.bias.assign(jt.zeros(conv.bias.shape, "float32"))
-
-    def init_weights(self):
-        """Load ``pretrained`` (an ImageNet EfficientFormerV2 checkpoint or a segmentor checkpoint)."""
-        if self.pretrained:
-            from ...checkpoint import load_checkpoint
-            return load_checkpoint(self, self.pretrained, strict=True, target="backbone")
-        return None
 
     def execute(self, x):
         if self.norm_eval and self.is_training():

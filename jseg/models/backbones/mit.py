@@ -11,14 +11,13 @@ state-dict names (``block1.0.attn.kv.weight``, ``block1.0.mlp.dwconv.dwconv.weig
 LayerNorm eps: 1e-5 in the patch embeddings and the spatial-reduction norm
 (``nn.LayerNorm`` default there), 1e-6 in the blocks and stage norms.
 """
-import math
 
 import numpy as np
-import jittor as jt
 from jittor import nn
 
 from ...registry import MODELS
-from ..layers import GELU, DropPath, Dropout, LayerNorm, Linear, bmm, conv2d
+from .base import PretrainedBackbone
+from ..layers import GELU, DropPath, Dropout, LayerNorm, Linear, bmm, conv2d, fan_out_normal_init_
 
 
 def _tokens_to_map(x, H, W):
@@ -129,7 +128,7 @@ class Block(nn.Module):
 
 
 @MODELS.register()
-class MixVisionTransformer(nn.Module):
+class MixVisionTransformer(PretrainedBackbone):
     """MiT-B0..B5 (NVlabs ``mit_b0`` .. ``mit_b5``; see ``configs/_base_/models/segformer_mit-b*.py``).
 
     Args:
@@ -156,12 +155,7 @@ class MixVisionTransformer(nn.Module):
                      sr_ratios=sr_ratios)
         if any(len(v) != num_stages for v in lists.values()):
             raise ValueError(f"MixVisionTransformer: {lists} must all have num_stages={num_stages} entries")
-        if init_cfg is not None and pretrained is None:
-            if init_cfg.get("type") != "Pretrained" or "checkpoint" not in init_cfg:
-                raise ValueError(f"MixVisionTransformer init_cfg must be dict(type='Pretrained', checkpoint=PATH), "
-                                 f"got {init_cfg}")
-            pretrained = init_cfg["checkpoint"]
-        self.pretrained = pretrained
+        self._set_pretrained(pretrained, init_cfg)
         self.num_stages = num_stages
         self.embed_dims = list(embed_dims)
         self.depths = list(depths)
@@ -184,18 +178,7 @@ class MixVisionTransformer(nn.Module):
         Conv N(0, sqrt(2/fan_out)) with fan_out = k*k*out/groups, bias 0."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                kh, kw = m.weight.shape[2:]
-                fan_out = kh * kw * m.out_channels // m.groups
-                m.weight.assign(jt.init.gauss(m.weight.shape, "float32", std=math.sqrt(2.0 / fan_out)))
-                if m.bias is not None:
-                    m.bias.assign(jt.zeros(m.bias.shape, "float32"))
-
-    def init_weights(self):
-        """Load ``pretrained`` (ImageNet ``mit_b*.pth``: classifier ``head.*`` is dropped and reported)."""
-        if self.pretrained:
-            from ...checkpoint import load_checkpoint
-            return load_checkpoint(self, self.pretrained, strict=True, target="backbone")
-        return None
+                fan_out_normal_init_(m)
 
     def execute(self, x):
         outs = []

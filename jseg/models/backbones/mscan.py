@@ -16,6 +16,7 @@ import jittor as jt
 from jittor import nn
 
 from ...registry import MODELS
+from .base import PretrainedBackbone
 from ..layers import (GELU, DropPath, Dropout, LayerNorm, BatchNorm2d, GroupNorm, build_norm_layer,
                       constant_init_, conv2d, fan_out_normal_init_)
 
@@ -142,7 +143,7 @@ class Block(nn.Module):
 
 
 @MODELS.register()
-class MSCAN(nn.Module):
+class MSCAN(PretrainedBackbone):
     """Multi-Scale Convolutional Attention Network (4 stages, strides 4/8/16/32).
 
     Args:
@@ -167,11 +168,7 @@ class MSCAN(nn.Module):
         self.depths = list(depths)
         self.num_stages = num_stages
         self.embed_dims = list(embed_dims)
-        if init_cfg is not None and pretrained is None:
-            if init_cfg.get("type") != "Pretrained" or "checkpoint" not in init_cfg:
-                raise ValueError(f"MSCAN init_cfg must be dict(type='Pretrained', checkpoint=PATH), got {init_cfg}")
-            pretrained = init_cfg["checkpoint"]
-        self.pretrained = pretrained
+        self._set_pretrained(pretrained, init_cfg)
         dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()
         cur = 0
         for i in range(num_stages):
@@ -197,13 +194,6 @@ class MSCAN(nn.Module):
             elif isinstance(m, (LayerNorm, BatchNorm2d, GroupNorm)):
                 constant_init_(m.weight, 1.0)
                 constant_init_(m.bias, 0.0)
-
-    def init_weights(self):
-        """Load ``pretrained`` (ImageNet MSCAN checkpoint: classifier ``head.*`` is dropped and reported)."""
-        if self.pretrained:
-            from ...checkpoint import load_checkpoint
-            return load_checkpoint(self, self.pretrained, strict=True, target="backbone")
-        return None
 
     def execute(self, x):
         outs = []

@@ -12,7 +12,7 @@ import jittor as jt
 from jittor import nn
 
 from ...registry import MODELS
-from ..layers import (GELU, BatchNorm2d, ConvModule, DropPath, Dropout, LayerNorm, adaptive_avg_pool2d, bmm, conv2d,
+from ..layers import (GELU, BatchNorm2d, ConvModule, DropPath, Dropout, adaptive_avg_pool2d, bmm, conv2d,
                       resize)
 from .decode_head import BaseDecodeHead
 
