@@ -60,3 +60,28 @@ def test_folder_cli_with_a_corrupted_file(model_and_ckpt, tmp_path, capsys):
     from PIL import Image
     with Image.open(out / "sub" / "b.png") as im:
         assert im.mode == "P" and im.size == (30, 30) and np.array(im).max() < 6  # class ids + palette
+
+
+def test_padding_pipeline_is_cropped_off_before_rescaling():
+    """CGRSeg's test pipeline pads to a multiple of 32; the probabilities come from the unpadded area only."""
+    import jittor as jt
+    from jittor import nn
+    from jseg.config import Config
+    from tests.helpers import CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH
+    cfg = Config.fromfile(CGRSEG_TINY_CONFIG)
+    pad32 = Config.fromfile(f"{ROOT}/configs/_base_/datasets/ade20k_pad32.py").data.test.pipeline
+    pad32[1]["img_scale"] = (132, 100)   # keep the 100x132 image at its size: padded to 128x160
+    cfg.data = dict(test=dict(pipeline=pad32))
+    model = init_model(cfg, CGRSEG_TINY_PTH)
+    img = np.random.default_rng(3).integers(0, 256, (100, 132, 3), dtype=np.uint8)
+    _, prob = inference_model(model, img, return_probs=True)
+    assert prob.shape == (16, 100, 132)
+    mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
+    x = np.zeros((1, 3, 128, 160), np.float32)
+    x[0, :, :100, :132] = ((img[:, :, ::-1] - mean) / std).transpose(2, 0, 1)
+    with jt.no_grad():
+        logits = model.encode_decode(jt.array(x))
+        cropped = nn.softmax(logits[:, :, :100, :132], dim=1).numpy()[0]
+        squeezed = nn.softmax(nn.interpolate(logits, size=(100, 132), mode="bilinear"), dim=1).numpy()[0]
+    np.testing.assert_allclose(prob, cropped, atol=1e-5)
+    assert np.abs(prob - squeezed).max() > 1e-2   # resizing the padded map instead would be visibly different
