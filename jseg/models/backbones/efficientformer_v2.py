@@ -24,7 +24,7 @@ from jittor import nn
 
 from ...registry import MODELS
 from .base import PretrainedBackbone
-from ..layers import GELU, BatchNorm2d, DropPath, Dropout, bicubic_resize, conv2d, resize
+from ..layers import GELU, BatchNorm2d, DropPath, Dropout, bicubic_resize, bmm, conv2d, resize
 
 # per-block MLP expansion ratios of stages 0-3 (EfficientFormerV2 expansion_ratios_*)
 EXPANSION_RATIOS = {
@@ -50,7 +50,6 @@ def _matmul4(a, b):
     """Batched (B, h, n, m) @ (B, h, m, k) as one (B*h)-batch of 2-D products."""
     B, h, n, m = a.shape
     k = b.shape[-1]
-    from ..layers import bmm
     return bmm(a.reshape((B * h, n, m)), b.reshape((B * h, m, k))).reshape((B, h, n, k))
 
 
