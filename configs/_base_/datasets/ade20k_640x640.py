@@ -1,6 +1,6 @@
-# ADE20K at 640x640 crops (NVlabs local_configs/_base_/datasets/ade20k_repeat.py with 640 crops and scale (2048, 640), as SegFormer-B5 640 uses).
-dataset_type = 'ADE20KDataset'
-data_root = 'data/ade/ADEChallengeData2016'
+# ADE20K at 640x640 crops and scale (2048, 640), as SegFormer-B5 640 uses (NVlabs
+# local_configs/segformer/B5/segformer.b5.640x640.ade.160k.py); everything else as ade20k.py.
+_base_ = './ade20k.py'
 img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
 crop_size = (640, 640)
 train_pipeline = [
@@ -26,13 +26,5 @@ test_pipeline = [
         dict(type='Collect', keys=['img']),
     ]),
 ]
-data = dict(
-    batch_size=16,  # global batch (the paper: 16), split over the processes
-    workers_per_gpu=4,
-    train=dict(type='RepeatDataset', times=50, dataset=dict(
-        type=dataset_type, data_root=data_root, img_dir='images/training', ann_dir='annotations/training',
-        pipeline=train_pipeline)),
-    val=dict(type=dataset_type, data_root=data_root, img_dir='images/validation',
-             ann_dir='annotations/validation', pipeline=test_pipeline),
-    test=dict(type=dataset_type, data_root=data_root, img_dir='images/validation',
-              ann_dir='annotations/validation', pipeline=test_pipeline))
+data = dict(train=dict(dataset=dict(pipeline=train_pipeline)), val=dict(pipeline=test_pipeline),
+            test=dict(pipeline=test_pipeline))
