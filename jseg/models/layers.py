@@ -6,6 +6,7 @@ biased variance and have no ``num_batches_tracked``; the official checkpoints
 and the train-step fixture need PyTorch's behaviour, so the norms are
 written here.
 """
+import functools
 import math
 
 import numpy as np
@@ -50,6 +51,11 @@ def bmm(a, b):
     return jt.stack([jt.matmul(a[i], b[i]) for i in range(a.shape[0])])
 
 
+def _readonly(a):
+    a.setflags(write=False)
+    return a
+
+
 def _separable(x, rows, cols):
     """``rows @ x @ cols^T`` on the last two axes of an NCHW Var, as two 2-D matmuls (oneDNN on the CPU)."""
     N, C, H, W = x.shape
@@ -60,12 +66,13 @@ def _separable(x, rows, cols):
     return y.reshape((Ho, N * C, Wo)).transpose(1, 0, 2).reshape((N, C, Ho, Wo))
 
 
+@functools.lru_cache(maxsize=256)
 def _bicubic_matrix(n_in, n_out, A=-0.75):
     """PyTorch's ``upsample_bicubic2d`` weights (align_corners=False) as an (out, in) float32 matrix:
     src = scale*(dst+0.5)-0.5 (not clamped), taps floor(src)-1..+2 clamped to the border, Keys' cubic
     with A=-0.75; the same size is an exact copy."""
     if n_in == n_out:
-        return np.eye(n_out, dtype=np.float32)
+        return _readonly(np.eye(n_out, dtype=np.float32))
     f = np.float32
     scale = f(n_in) / f(n_out)
     m = np.zeros((n_out, n_in), np.float32)
@@ -80,7 +87,7 @@ def _bicubic_matrix(n_in, n_out, A=-0.75):
              ((f(A) * (x2 + f(1)) - f(5 * A)) * (x2 + f(1)) + f(8 * A)) * (x2 + f(1)) - f(4 * A)]
         for k in range(4):
             m[d, min(max(i0 - 1 + k, 0), n_in - 1)] += w[k]
-    return m
+    return _readonly(m)
 
 
 def bicubic_resize(x, size):
@@ -91,13 +98,14 @@ def bicubic_resize(x, size):
     return _separable(x, _bicubic_matrix(x.shape[2], size[0]), _bicubic_matrix(x.shape[3], size[1]))
 
 
+@functools.lru_cache(maxsize=256)
 def _adaptive_avg_matrix(n_in, n_out):
     """PyTorch adaptive average pooling bins: ``[floor(i*in/out), ceil((i+1)*in/out))``, as an (out, in) matrix."""
     m = np.zeros((n_out, n_in), np.float32)
     for i in range(n_out):
         a, b = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
         m[i, a:b] = 1.0 / (b - a)
-    return m
+    return _readonly(m)
 
 
 def adaptive_avg_pool2d(x, size):
