@@ -28,13 +28,15 @@ from collections import OrderedDict
 import numpy as np
 import jittor as jt
 
+from .errors import UserError
+
 _SCALAR_KEYS = ("num_batches_tracked",)
 # integer buffers PyTorch keeps as int64 (Jittor holds int32): written back as int64
 _INT64_KEYS = ("num_batches_tracked", "attention_bias_idxs", "attention_bias_idxs_seg")
 
 
-class CheckpointError(ValueError):
-    pass
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the file."""
 
 
 # ----------------------------------------------------------------------------- reading
@@ -304,11 +306,15 @@ def model_state_dict(model):
     return out
 
 
-def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoint"):
+STRICT_HINT = "pass strict=False to load the matching keys anyway"
+
+
+def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoint", strict_hint=STRICT_HINT):
     """Load ``{key: array}`` into ``model`` through the key map; returns the LoadReport.
 
     ``strict``: raise ``CheckpointError`` naming missing / unexpected / wrong-shape keys.
-    Nothing is written into the model when the strict check fails.
+    Nothing is written into the model when the strict check fails.  ``strict_hint``: what the
+    error tells the user to do about it (each command says what is true for it; None: nothing).
     ``target``: ``'segmentor'``, ``'backbone'`` (inferred from the model's keys when None), or any other
     value for a bare module (keys used as they are).
     """
@@ -336,7 +342,7 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
             hint = ("\n(a CGRSeg checkpoint with the current linear_fuse (ConvModule: conv + BN + ReLU): build the "
                     "head without legacy_linear_fuse)")
         raise CheckpointError(f"{name} does not match the model:\n  " + "\n  ".join(report.problems()) + hint
-                              + "\n(pass strict=False / --no-strict to load the matching keys anyway)")
+                              + (f"\n({strict_hint})" if strict_hint else ""))
     bad = {k for k, _, _ in report.mismatched}
     for src, dst in mapping.items():
         if dst in bad:
@@ -350,10 +356,10 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
     return report
 
 
-def load_checkpoint(model, path, strict=True, target=None, logger=None):
+def load_checkpoint(model, path, strict=True, target=None, logger=None, strict_hint=STRICT_HINT):
     """Read ``path`` (.pth/.pkl/.npz) and load it into ``model``; returns ``(report, meta)``."""
     state_dict, meta = read_checkpoint(path)
-    report = load_state_dict(model, state_dict, strict=strict, target=target, name=path)
+    report = load_state_dict(model, state_dict, strict=strict, target=target, name=path, strict_hint=strict_hint)
     if logger is not None:
         logger(f"loaded {path}\n{report}")
     return report, meta
@@ -375,6 +381,8 @@ def save_checkpoint(path, model=None, state_dict=None, meta=None, optimizer=None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota: name the file (a failed write's error names none)
+        raise OSError(e.errno, f"cannot write checkpoint ({e.strerror or e})", path) from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -7,10 +7,12 @@
   the base dict instead of merging into it.
 * ``Config.merge_options({'model.decode_head.num_classes': 19})`` applies
   command-line overrides (``--cfg-options``); values are parsed as Python
-  literals where possible.
+  literals where possible.  A misspelled key or a value of the wrong kind is
+  refused with the closest existing key; ``+key=value`` adds a new key.
 """
 import ast
 import copy
+import difflib
 import json
 import os
 import pprint
@@ -18,12 +20,14 @@ import types
 
 import yaml
 
+from .errors import UserError
+
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UserError):
+    """A config file or setting that cannot be used; the message names the file or key."""
 
 
 class ConfigDict(dict):
@@ -130,6 +134,54 @@ def _parse_value(text):
         return text
 
 
+def closest(name, candidates):
+    """The candidate most like ``name`` (difflib), or None."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def dotted_keys(obj, prefix=""):
+    """Every dotted key of a nested config (dicts by name, lists by index), parents included."""
+    out = []
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        key = f"{prefix}{k}"
+        out.append(key)
+        out.extend(dotted_keys(v, key + "."))
+    return out
+
+
+def _suggest(key, candidates):
+    near = closest(key, candidates)
+    return f" (did you mean {near!r}?)" if near else ""
+
+
+def _describe(value):
+    return f"{type(value).__name__} {value!r}"
+
+
+def _check_type(key, old, new):
+    """An override keeps the kind of value the config had (None on either side is always allowed)."""
+    if old is None or new is None:
+        return
+    if isinstance(old, bool):
+        ok, want = isinstance(new, bool), "True or False"
+    elif isinstance(old, int):
+        ok, want = isinstance(new, int) and not isinstance(new, bool), "an integer"
+    elif isinstance(old, float):
+        ok, want = isinstance(new, (int, float)) and not isinstance(new, bool), "a number"
+    elif isinstance(old, str):
+        ok, want = isinstance(new, str), "a string"
+    elif isinstance(old, (list, tuple)):
+        ok, want = isinstance(new, (list, tuple)), "a list"
+    elif isinstance(old, dict):
+        ok, want = isinstance(new, dict), "a dict"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"--cfg-options {key}: expected {want} (the config has {old!r}), got {_describe(new)}")
+
+
 class Config(ConfigDict):
     """A loaded config; ``Config.fromfile(path)`` is the usual entry point."""
 
@@ -142,24 +194,54 @@ class Config(ConfigDict):
     filename = None  # set by fromfile (an attribute, not a config key)
 
     def merge_options(self, options):
-        """Apply ``{'a.b.c': value}`` overrides; string values are parsed as literals."""
+        """Apply ``{'a.b.c': value}`` overrides; string values are parsed as literals.
+
+        A key must exist in the config (list items by index: ``data.train.pipeline.2.img_scale``) and keep
+        its kind of value (int, float, bool, str, list, dict; None either way); otherwise ``ConfigError``
+        names the key and the closest existing one.  A leading ``+`` adds a key that does not exist yet
+        (``+model.decode_head.new_arg=1``), creating missing parent sections.
+        """
         for dotted, value in options.items():
+            add = dotted.startswith("+")
+            key = dotted[1:] if add else dotted
             if isinstance(value, str):
                 value = _parse_value(value)
-            node = self
-            keys = dotted.split(".")
-            for k in keys[:-1]:
+            parts = key.split(".")
+            if not key or any(not p for p in parts):
+                raise ConfigError(f"--cfg-options: {dotted!r} is not a dotted key")
+            node, walked = self, []
+            for i, k in enumerate(parts):
+                last = i == len(parts) - 1
+                where = ".".join(walked) or "the config"
+                if isinstance(node, tuple):
+                    raise ConfigError(f"--cfg-options {key}: {where} is a tuple {node!r}; give the whole value "
+                                      f"({'.'.join(walked)}=...)")
                 if isinstance(node, list):
-                    node = node[int(k)]
-                    continue
-                if k not in node or not isinstance(node[k], (dict, list)):
-                    node[k] = ConfigDict()
-                node = node[k]
-            last = keys[-1]
-            if isinstance(node, list):
-                node[int(last)] = _wrap(value)
-            else:
-                node[last] = _wrap(value)
+                    try:
+                        idx = int(k)
+                    except ValueError:
+                        idx = None
+                    if idx is None or not -len(node) <= idx < len(node):
+                        raise ConfigError(f"--cfg-options {key}: {where} is a list of {len(node)} items; "
+                                          f"{k!r} is not an index into it")
+                    k = idx
+                elif not isinstance(node, dict):
+                    raise ConfigError(f"--cfg-options {key}: {where} is {_describe(node)}, not a section")
+                elif k not in node:
+                    if not add:
+                        full = ".".join(walked + [k])
+                        raise ConfigError(
+                            f"--cfg-options {key}: the config has no key {full!r}"
+                            f"{_suggest(key, dotted_keys(self))}; to add a new key, write +{key}=...")
+                    if not last:
+                        node[k] = ConfigDict()
+                if last:
+                    if not add or (isinstance(node, dict) and k in node):
+                        _check_type(key, node[k], value)
+                    node[k] = _wrap(value)
+                else:
+                    node = node[k]
+                walked.append(str(k))
         return self
 
     def to_dict(self):
@@ -172,9 +254,13 @@ class Config(ConfigDict):
     def dump(self, path):
         """Write the merged config as a standalone ``.py`` file (atomically)."""
         tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(self.pretty_text())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                f.write(self.pretty_text())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def parse_cfg_options(items):

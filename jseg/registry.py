@@ -5,6 +5,8 @@ No global config object: a registry only maps names to classes.
 import importlib
 import inspect
 
+from .config import ConfigError, closest
+
 
 class Registry:
     """``autoload``: module imported on the first lookup so that its classes are registered."""
@@ -23,6 +25,10 @@ class Registry:
         self._load()
         return name in self._classes
 
+    def names(self):
+        self._load()
+        return sorted(self._classes)
+
     def __repr__(self):
         return f"Registry({self.name}: {sorted(self._classes)})"
 
@@ -39,13 +45,15 @@ class Registry:
     def get(self, name):
         self._load()
         if name not in self._classes:
-            raise KeyError(f"unknown {self.name} type {name!r}; registered: {', '.join(sorted(self._classes))}")
+            near = closest(str(name), self._classes)
+            raise ConfigError(f"unknown {self.name} type {name!r}" + (f" (did you mean {near!r}?)" if near else "")
+                              + f"; registered: {', '.join(sorted(self._classes))}")
         return self._classes[name]
 
     def build(self, cfg, **defaults):
         """Instantiate ``cfg['type']`` with the other keys (plus ``defaults``) as arguments."""
         if not isinstance(cfg, dict) or "type" not in cfg:
-            raise TypeError(f"{self.name} config must be a dict with a 'type' key, got {cfg!r}")
+            raise ConfigError(f"{self.name} config must be a dict with a 'type' key, got {cfg!r}")
         args = {k: v for k, v in cfg.items() if k != "type"}
         for k, v in defaults.items():
             args.setdefault(k, v)
@@ -53,10 +61,17 @@ class Registry:
         sig = inspect.signature(cls.__init__)
         accepts_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
         if not accepts_any:
+            accepted = [p for p in sig.parameters if p != "self"]
             unknown = sorted(set(args) - set(sig.parameters))
             if unknown:
-                raise TypeError(f"{cfg['type']} ({self.name}) got unexpected config keys {unknown}; "
-                                f"accepted: {[p for p in sig.parameters if p != 'self']}")
+                hints = [f"{k} -> {closest(k, accepted)}" for k in unknown if closest(k, accepted)]
+                raise ConfigError(f"{cfg['type']} ({self.name}) got unexpected config keys {unknown}"
+                                  + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+                                  + f"; accepted: {accepted}")
+            required = [n for n, p in sig.parameters.items() if n != "self" and p.default is p.empty
+                        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in args]
+            if required:
+                raise ConfigError(f"{cfg['type']} ({self.name}) needs config keys {required}")
         return cls(**args)
 
 

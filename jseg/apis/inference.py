@@ -6,10 +6,17 @@
 
 Images are paths or BGR uint8 arrays (as ``cv2.imread`` gives), of any sizes; each goes
 through the config's test pipeline (resize, whole or slide inference, optional
-multi-scale + flip) and comes back at its original resolution.  ``seed`` fixes the
-Ham head's random bases per image, so the same call gives the same labels every time.
+multi-scale + flip) and comes back at its original resolution.
+
+``seed``: SegNeXt's Ham head starts its matrix decomposition from random bases.  With a
+seed, the bases of an image are drawn from ``(seed, the image's content)``: the same
+image gives the same result with the same seed, wherever it is in the list, whatever
+else is in the list and in every call (and ``jseg.tools.infer`` gives the same labels).
+Another seed gives other bases, so the probabilities differ slightly.  Models without a
+Ham head (SegFormer, CGRSeg) are deterministic and ignore the seed.
 """
 import copy
+import hashlib
 
 import numpy as np
 import jittor as jt
@@ -51,7 +58,8 @@ def _classes_and_palette(cfg, meta):
     return tuple(classes), tuple(tuple(int(c) for c in p) for p in palette)
 
 
-def init_model(config, checkpoint=None, device="auto", cfg_options=None, strict=True):
+def init_model(config, checkpoint=None, device="auto", cfg_options=None, strict=True,
+               strict_hint="pass strict=False to load the matching keys anyway"):
     """Build the model of ``config`` (path or Config) in eval mode, loading ``checkpoint`` (.pkl or .pth).
 
     The key report of the load is in ``model.load_report``; class names and palette (from the
@@ -66,7 +74,7 @@ def init_model(config, checkpoint=None, device="auto", cfg_options=None, strict=
     model = build_segmentor(cfg.model)
     meta, report = {}, None
     if checkpoint:
-        report, meta = load_checkpoint(model, checkpoint, strict=strict)
+        report, meta = load_checkpoint(model, checkpoint, strict=strict, strict_hint=strict_hint)
     model.cfg = cfg
     model.load_report = report
     model.CLASSES, model.PALETTE = _classes_and_palette(cfg, meta)
@@ -79,6 +87,13 @@ def _test_pipeline(cfg, aug_test):
         raise ValueError("the config has no data.test pipeline; inference needs its test transforms")
     steps = [copy.deepcopy(t) for t in test["pipeline"] if t["type"] != "LoadImageFromFile"]
     return Compose(enable_aug_test(steps) if aug_test else steps)
+
+
+def image_key(img):
+    """Four 32-bit words of the SHA-256 of an image's shape and pixels: seeds its Ham bases."""
+    h = hashlib.sha256(repr((img.shape, img.dtype.str)).encode())
+    h.update(np.ascontiguousarray(img).data)
+    return tuple(int.from_bytes(h.digest()[i:i + 4], "little") for i in range(0, 16, 4))
 
 
 def inference_model(model, imgs, seed=0, aug_test=False, return_probs=False):
@@ -98,7 +113,8 @@ def inference_model(model, imgs, seed=0, aug_test=False, return_probs=False):
         data = pipeline({"img": arr, "filename": name, "ori_filename": name, "img_shape": arr.shape,
                          "ori_shape": arr.shape, "pad_shape": arr.shape, "scale_factor": 1.0,
                          "rng": np.random.default_rng(seed)})
-        prob = model.infer_test_sample(data, arr.shape[:2], nmf_key=(seed, 2, i))  # stream 2: inference
+        # stream 2: inference; keyed by content, not position (an image's result must not depend on its neighbours)
+        prob = model.infer_test_sample(data, arr.shape[:2], nmf_key=(seed, 2, *image_key(arr)))
         labels.append(prob.argmax(0).astype(np.int64))
         probs.append(prob.astype(np.float32))
     if single:

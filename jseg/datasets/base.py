@@ -11,15 +11,20 @@ another order (Jittor's own shuffle is the same in every run), whichever
 worker loads a sample.  ``set_epoch(epoch, start_batch)`` resumes inside an
 interrupted epoch at its next batch.
 
-Errors in bad data (``DataError``) raised in a worker come back to the main
-process and are raised there with the file named.
+Bad data raises ``DataError`` naming the file, from ``dataset[i]`` and from
+iteration; an error in a worker comes back to the main process and is raised
+there.  Worker batches travel through ``/dev/shm`` (see ``shm.py``): an
+abandoned iteration stops its workers and frees their segments, and a new pool
+first frees what killed runs left.
 """
 import atexit
 import collections
+import ctypes
 import itertools
 import multiprocessing
 import os
-from multiprocessing import resource_tracker, shared_memory
+import signal
+import sys
 import traceback
 import weakref
 
@@ -28,6 +33,7 @@ import jittor as jt
 from jittor.dataset import Dataset
 
 from ..registry import Registry
+from . import shm
 from .transforms import Compose, DataError
 
 DATASETS = Registry("dataset", autoload="jseg.datasets")
@@ -36,49 +42,76 @@ _INT32_MAX = 2 ** 31 - 1
 
 
 def _error_record(kind, message):
-    """An error travelling from a worker to the main process, raised there by ``to_jittor``."""
+    """An error travelling from a worker to the main process, raised there by ``_raise_error_record``."""
     return {"__error__": np.frombuffer(f"{kind}\n{message}".encode(), dtype=np.uint8).copy()}
+
+
+def _raise_error_record(batch):
+    kind, msg = bytes(np.asarray(batch["__error__"], dtype=np.uint8)).decode().split("\n", 1)
+    raise (DataError if kind == "DataError" else RuntimeError)(msg)
 
 
 _WORKER_DATASET = None  # the dataset a worker pool was forked with
 
 
-def _worker_load(keys):
-    """Load and collate one batch in a worker; arrays travel through shared memory, not the pipe."""
+def _worker_init():
+    # Ctrl-C reaches the whole process group: the main process stops the workers and frees their memory.
+    # SIGTERM (how the main process stops them) must end a worker at once, not run the handler it inherited.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    shm.forget_inherited_owner()
+    try:  # Linux: end with the main process, even after a kill -9 of it
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_load(keys, token):
+    """Load and collate one batch in a worker; arrays travel through shared memory, not the pipe.
+
+    The worker transport is internal: an error comes back as a record that the main process raises.
+    """
     ds = _WORKER_DATASET
-    batch = ds.collate_batch([ds[int(k)] for k in keys])
-    if "__error__" in batch:
+    try:
+        batch = ds.collate_batch([ds[int(k)] for k in keys])
+    except DataError as e:
+        return _error_record("DataError", str(e))
+    except Exception:  # carried to the main process with its traceback
+        return _error_record("RuntimeError", traceback.format_exc())
+    if token is None:
         return batch
     out = {}
-    for k, v in batch.items():
-        if isinstance(v, np.ndarray) and v.nbytes > 0:
-            shm = shared_memory.SharedMemory(create=True, size=v.nbytes)
-            np.ndarray(v.shape, v.dtype, buffer=shm.buf)[...] = v
-            out[k] = ("__shm__", shm.name, v.shape, v.dtype.str)
-            shm.close()
-            resource_tracker.unregister(shm._name, "shared_memory")  # the main process unlinks it
-        else:
-            out[k] = v
+    try:
+        for k, v in batch.items():
+            out[k] = shm.put(v, token) if isinstance(v, np.ndarray) and v.nbytes > 0 else v
+    except BaseException:
+        for v in out.values():
+            if shm.is_handle(v):
+                shm.discard(v)
+        raise
     return out
 
 
 def _from_shared(batch):
-    """Copy shared-memory arrays of a worker's batch into owned arrays and free the segments."""
+    """Read a worker's batch into owned arrays (its shared-memory segments are unlinked)."""
+    if "__error__" in batch:
+        for v in batch.values():
+            if shm.is_handle(v):
+                shm.discard(v)
+        _raise_error_record(batch)
     out = {}
-    for k, v in batch.items():
-        if isinstance(v, tuple) and len(v) == 4 and v[0] == "__shm__":
-            shm = shared_memory.SharedMemory(name=v[1])
-            try:
-                out[k] = np.array(np.ndarray(v[2], np.dtype(v[3]), buffer=shm.buf), copy=True)
-            finally:
-                shm.close()
-                shm.unlink()
-        else:
-            out[k] = v
+    try:
+        for k, v in batch.items():
+            out[k] = shm.take(v) if shm.is_handle(v) else v
+    finally:
+        for k, v in batch.items():
+            if shm.is_handle(v) and k not in out:
+                shm.discard(v)
     return out
 
 
 _OPEN_DATASETS = weakref.WeakSet()
+_POOL_SERIAL = itertools.count()
 
 
 @atexit.register
@@ -87,6 +120,7 @@ def _close_pools():
     # handler then ends the process with an error)
     for ds in list(_OPEN_DATASETS):
         ds.close()
+    shm.release_own()
 
 
 class SegDataset(Dataset):
@@ -110,6 +144,7 @@ class SegDataset(Dataset):
         self.seed = 0
         self._pos = 0     # stream position where the next iteration starts
         self._pool = None
+        self._pool_token = None  # names this pool's shared-memory segments
 
     # -- to implement ------------------------------------------------------------------
     def num_samples(self):
@@ -170,17 +205,41 @@ class SegDataset(Dataset):
     def close(self):
         """Shut the worker pool down (it is started again when needed)."""
         if self._pool is not None:
-            self._pool.close()
-            self._pool.join()
-            self._pool = None
+            pool, token = self._pool, self._pool_token
+            self._pool = self._pool_token = None
+            pool.close()
+            pool.join()
             _OPEN_DATASETS.discard(self)
+            if token:
+                shm.free(token)
+
+    def _abort_pool(self):
+        """Stop the workers now (an abandoned iteration: an error, SIGINT/SIGTERM) and free what they wrote."""
+        if self._pool is not None:
+            pool, token = self._pool, self._pool_token
+            self._pool = self._pool_token = None
+            pool.terminate()
+            pool.join()
+            _OPEN_DATASETS.discard(self)
+            if token:
+                shm.free(token)
 
     def _get_pool(self):
         global _WORKER_DATASET
         if self._pool is None:
+            token = None
+            if shm.available():
+                freed, size = shm.reclaim_dead()
+                if freed:
+                    print(f"jseg: freed {freed} shared-memory segment(s) ({size / 2 ** 20:.1f} MB) in {shm.SHM_DIR} "
+                          "left by a run that was killed", file=sys.stderr, flush=True)
+                token = f"{shm.owner_token()}-{next(_POOL_SERIAL)}"
             _WORKER_DATASET = self
-            self._pool = multiprocessing.get_context("fork").Pool(self.num_workers)
-            _WORKER_DATASET = None
+            try:
+                self._pool = multiprocessing.get_context("fork").Pool(self.num_workers, initializer=_worker_init)
+            finally:
+                _WORKER_DATASET = None
+            self._pool_token = token
             _OPEN_DATASETS.add(self)
         return self._pool
 
@@ -191,22 +250,20 @@ class SegDataset(Dataset):
                 yield self.to_jittor(self.collate_batch([self[int(k)] for k in keys]))
         else:
             pool = self._get_pool()
+            token = self._pool_token
             todo = iter(batches)
-            pending = collections.deque(pool.apply_async(_worker_load, (keys,))
+            pending = collections.deque(pool.apply_async(_worker_load, (keys, token))
                                         for keys in itertools.islice(todo, 2 * self.num_workers))
             try:
                 while pending:
                     result = _from_shared(pending.popleft().get())
                     nxt = next(todo, None)
                     if nxt is not None:
-                        pending.append(pool.apply_async(_worker_load, (nxt,)))
+                        pending.append(pool.apply_async(_worker_load, (nxt, token)))
                     yield self.to_jittor(result)
-            finally:  # an abandoned iteration: free the shared memory of the batches loaded ahead
-                for r in pending:
-                    try:
-                        _from_shared(r.get())
-                    except Exception:
-                        pass
+            finally:  # abandoned with batches loaded ahead (stopped early, an error, a signal): stop the
+                if pending:  # workers and free the shared memory they wrote
+                    self._abort_pool()
         self._pos += self.epoch_length()
 
     def __del__(self):
@@ -216,19 +273,14 @@ class SegDataset(Dataset):
             pass
 
     def __getitem__(self, k):
+        """Sample ``k`` (``epoch * N + index``) with its augmentation drawn from ``(seed, epoch, index)``.
+
+        Bad data raises ``DataError`` naming the file."""
         n = self.num_samples()
         idx, epoch = int(k) % n, int(k) // n
-        try:
-            return self.get_sample(idx, np.random.default_rng([self.seed, epoch, idx]))
-        except DataError as e:
-            return _error_record("DataError", str(e))
-        except Exception:  # carried to the main process with its traceback
-            return _error_record("RuntimeError", traceback.format_exc())
+        return self.get_sample(idx, np.random.default_rng([self.seed, epoch, idx]))
 
     def collate_batch(self, batch):
-        for b in batch:
-            if "__error__" in b:
-                return b
         out = {"img_metas": [b.get("img_metas", {}) for b in batch]}
         for key in batch[0]:
             if key == "img_metas":
@@ -243,10 +295,6 @@ class SegDataset(Dataset):
         return out
 
     def to_jittor(self, batch):
-        if "__error__" in batch:
-            record = batch["__error__"]
-            kind, msg = bytes(np.asarray(record, dtype=np.uint8)).decode().split("\n", 1)
-            raise (DataError if kind == "DataError" else RuntimeError)(msg)
         if self.keep_numpy_array:
             return batch
         def var(a):  # an owned copy: arrays unpickled from a worker view the pickle buffer (jt.array on

@@ -12,24 +12,63 @@ import json
 import math
 import os
 import pickle
+import re
 import resource
+import signal
 import time
 
 import numpy as np
 import jittor as jt
 
 from .. import __version__
-from ..checkpoint import load_state_dict, save_checkpoint, unwrap_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, load_state_dict, save_checkpoint, unwrap_checkpoint
 from ..datasets import build_dataset
+from ..errors import Interrupted, UserError
 from ..evaluation import confusion_areas, format_table, summarize
 from ..models import build_segmentor
 from . import dist
 from .optim import build_optimizer, load_optimizer_state, optimizer_state
 from .schedule import build_lr_schedule
+from .settings import check_training_config
 
 
 class TrainingStopped(RuntimeError):
-    pass
+    """Training cannot go on (a non-finite loss); the message says which checkpoint to go back to."""
+
+
+class WorkDirConflict(UserError):
+    """The work dir holds files of another run that this one would overwrite."""
+
+
+# files a run writes in its work dir: iter_N.pkl, best_mIoU_iter_N.pkl, and their temporary names while writing
+_CHECKPOINT = re.compile(r"^(?:best_mIoU_)?iter_(\d+)\.pkl$")
+_PARTIAL = re.compile(r"^\.(?:best_mIoU_)?iter_\d+\.pkl\.tmp(\d+)$|^.+\.py\.tmp(\d+)$")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _flat(cfg):
+    """``{dotted key: value}`` of the leaves of a config dict."""
+    out = {}
+    def walk(node, prefix):
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
+        if items is None:
+            out[prefix[:-1]] = node
+            return
+        if not node:
+            out[prefix[:-1]] = node
+        for k, v in items:
+            walk(v, f"{prefix}{k}.")
+    walk(cfg, "")
+    return out
 
 
 def _memory_mb():
@@ -54,13 +93,24 @@ class Logger:
         line = f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S} {msg}"
         print(line, flush=True)
         if self.text:
-            with open(self.text, "a") as f:
-                f.write(line + "\n")
+            self._append(self.text, line + "\n")
 
     def record(self, entry):
         if self.enabled and self.json:
-            with open(self.json, "a") as f:
-                f.write(json.dumps(entry) + "\n")
+            self._append(self.json, json.dumps(entry) + "\n")
+
+    @staticmethod
+    def _append(path, text):
+        try:
+            with open(path, "a") as f:
+                f.write(text)
+        except OSError as e:  # a full disk: name the file (a failed write's error names none)
+            raise OSError(e.errno, f"cannot write the log ({e.strerror or e})", path) from e
+
+
+def show_paths(dataset, show_dir):
+    """Where ``evaluate(show_dir=...)`` writes the prediction of each image (its relative name, ``.png``)."""
+    return [os.path.join(show_dir, os.path.splitext(info["filename"])[0] + ".png") for info in dataset.img_infos]
 
 
 def evaluate(model, dataset, seed=0, log=None, show_dir=None):
@@ -73,6 +123,7 @@ def evaluate(model, dataset, seed=0, log=None, show_dir=None):
     num_classes = len(dataset.CLASSES)
     areas = np.zeros((3, num_classes), np.int64)
     indices = list(range(dist.rank(), dataset.num_samples(), dist.world_size()))
+    shown = show_paths(dataset, show_dir) if show_dir else None
     t0 = time.time()
     for n, idx in enumerate(indices, 1):
         sample = dataset.get_sample(idx, np.random.default_rng([seed, idx]))
@@ -82,8 +133,7 @@ def evaluate(model, dataset, seed=0, log=None, show_dir=None):
         areas += confusion_areas(pred, gt, num_classes, dataset.ignore_index)
         if show_dir:
             from ..visualization import save_colored
-            save_colored(os.path.join(show_dir, os.path.splitext(dataset.img_infos[idx]["filename"])[0] + ".png"),
-                         pred, dataset.PALETTE)
+            save_colored(shown[idx], pred, dataset.PALETTE)
         if log and dist.is_main() and (n == len(indices) or n % 50 == 0):
             log(f"eval {n}/{len(indices)} (this rank) {time.time() - t0:.1f} s")
     if was_training:
@@ -92,22 +142,47 @@ def evaluate(model, dataset, seed=0, log=None, show_dir=None):
 
 
 class Runner:
-    """Builds model, data, optimizer and schedule from a config and runs ``train()``."""
+    """Builds model, data, optimizer and schedule from a config and runs ``train()``.
 
-    def __init__(self, cfg, work_dir, seed=0, resume=None, log=None):
+    Before anything is built the config is checked (``settings.check_training_config``) and the
+    work dir is prepared: partial files of killed runs are removed, and a run refuses to start
+    where it would overwrite another run's checkpoints (``force=True`` allows it).  A run deletes
+    only files it wrote itself, or the superseded best checkpoint of the run it continues in the
+    same work dir.
+    """
+
+    def __init__(self, cfg, work_dir, seed=0, resume=None, log=None, force=False):
+        check_training_config(cfg)
         self.cfg = cfg
         self.work_dir = work_dir
         self.seed = int(seed)
+        self.force = bool(force)
+        self.created = set()          # files this run wrote: the only ones it may replace or delete
+        self.last_checkpoint = None   # (path, iteration) of the newest checkpoint to go back to
+        self._inherited_best = None   # the best checkpoint of the run this one continues, in this work dir
+        self.max_iters = int(cfg.runner["max_iters"])
         if dist.is_main():
             os.makedirs(work_dir, exist_ok=True)
         self.log = log or Logger(work_dir)
-        self.max_iters = int(cfg.runner["max_iters"])
+        raw = self._read_resume(resume) if resume else None
+        start = int(raw[1]["iter"]) if raw else 0
+        if raw and start >= self.max_iters:
+            raise UserError(f"--resume {resume} is at iteration {start}, and runner.max_iters is {self.max_iters}: "
+                            "nothing is left to train. To train longer, raise it "
+                            "(--cfg-options runner.max_iters=N)")
+        self._prepare_work_dir(start)
         jt.set_global_seed(self.seed)  # the initial weights; under MPI rank 0's are then broadcast
         self.model = build_segmentor(cfg.model)
         if resume is None:
             report = self.model.init_weights()
             if report is not None:
                 self.log(f"loaded pretrained backbone weights:\n{report[0]}")
+            if cfg.get("load_from"):
+                report, _ = load_checkpoint(self.model, cfg.load_from, strict_hint=(
+                    "load_from must fit the model; set load_from=None or give a matching checkpoint"))
+                self.log(f"load_from {cfg.load_from}:\n{report}")
+        elif cfg.get("load_from"):
+            self.log(f"load_from {cfg.load_from} is not used: --resume restores every weight")
         dist.broadcast_model(self.model)
         data = cfg.data
         self.train_set = build_dataset(data.train)
@@ -115,22 +190,70 @@ class Runner:
         if batch is None:  # mmseg configs: samples_per_gpu per process
             batch = data["samples_per_gpu"] * dist.world_size()
         if batch % dist.world_size():
-            raise ValueError(f"the global batch {batch} is not divisible by {dist.world_size()} processes")
+            raise UserError(f"data.batch_size: the global batch {batch} is not divisible by {dist.world_size()} "
+                            "processes")
         self.train_set.set_loader(samples_per_gpu=batch // dist.world_size(),
                                   workers_per_gpu=data.get("workers_per_gpu", 2), shuffle=True, seed=self.seed,
                                   drop_last=True)
         self.batch = batch
         self.batches_per_epoch = self.train_set.num_samples() // batch
         if self.batches_per_epoch == 0:
-            raise ValueError(f"the training set has {self.train_set.num_samples()} samples, fewer than one batch "
-                             f"of {batch}")
-        self.val_set = build_dataset(data.val) if "val" in data else None
+            raise UserError(f"data.train has {self.train_set.num_samples()} samples, fewer than one batch of {batch}")
+        self.val_set = build_dataset(data.val) if data.get("val") is not None else None
         self.optimizer = build_optimizer(self.model, cfg.optimizer)
         self.schedule = build_lr_schedule(cfg.lr_config, self.max_iters)
         self.iter = 0
         self.best = {"mIoU": -1.0, "path": None}
-        if resume:
-            self.resume(resume)
+        if raw:
+            self._apply_resume(resume, *raw)
+        self.config_path = self._dump_config() if dist.is_main() else None  # once every check has passed
+
+    # ------------------------------------------------------------------ work dir
+    def _prepare_work_dir(self, start):
+        """Remove partial files of killed runs; refuse to overwrite another run's checkpoints."""
+        wd = self.work_dir
+        names = os.listdir(wd) if os.path.isdir(wd) else []
+        if dist.is_main():
+            for name in names:
+                m = _PARTIAL.match(name)
+                if m and not _pid_alive(int(m.group(1) or m.group(2))):
+                    os.remove(os.path.join(wd, name))
+                    self.log(f"removed {name}: a partial file left by a killed run (process {m.group(1) or m.group(2)})")
+        later = sorted((int(m.group(1)), n) for n in names if (m := _CHECKPOINT.match(n)) and int(m.group(1)) > start)
+        if later and not self.force:
+            iters = [n for _, n in later if n.startswith("iter_")]
+            cont = f"to continue that run, --resume {os.path.join(wd, iters[-1])}; " if iters else ""
+            raise WorkDirConflict(
+                f"{wd} already holds checkpoints this run would overwrite: {', '.join(n for _, n in later[:6])}"
+                f"{' ...' if len(later) > 6 else ''}. Choose another --work-dir; {cont}"
+                "or pass --force to start over there, overwriting them")
+        if later:
+            self.log(f"--force: checkpoints of an earlier run in {wd} may be overwritten: "
+                     + ", ".join(n for _, n in later))
+
+    def _dump_config(self):
+        """The resolved config as ``<config name>.py``; an existing different one is kept (a dated name is used)."""
+        fname = getattr(self.cfg, "filename", None)
+        name = os.path.basename(fname) if fname and fname.endswith(".py") else "config.py"
+        path = os.path.join(self.work_dir, name)
+        text = self.cfg.pretty_text()
+        if os.path.exists(path):
+            with open(path) as f:
+                if f.read() == text:
+                    return path
+            stem = name[:-3]
+            new = os.path.join(self.work_dir, f"{stem}.{time.strftime('%Y%m%d_%H%M%S')}.py")
+            if os.path.exists(new):
+                new = new[:-3] + f".{os.getpid()}.py"
+            self.log(f"{path} holds another config (an earlier run's); this run's is written to {new}")
+            path = new
+        self.cfg.dump(path)
+        self.created.add(os.path.abspath(path))
+        return path
+
+    def _may_delete(self, path):
+        path = os.path.abspath(path)
+        return path in self.created or path == self._inherited_best
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, name):
@@ -140,28 +263,79 @@ class Runner:
         meta = {"iter": self.iter, "epoch": self.iter // self.batches_per_epoch,
                 "batch_in_epoch": self.iter % self.batches_per_epoch, "seed": self.seed,
                 "world_size": dist.world_size(), "best": self.best, "jseg_version": __version__,
-                "config": self.cfg.pretty_text(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+                "config": self.cfg.pretty_text(), "config_dict": self.cfg.to_dict(),
+                "work_dir": os.path.abspath(self.work_dir), "train_samples": self.train_set.num_samples(),
+                "global_batch": self.batch, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         path = os.path.join(self.work_dir, name)
         save_checkpoint(path, self.model, meta=meta, optimizer=optimizer_state(self.optimizer))
+        self.created.add(os.path.abspath(path))
         return path
 
-    def resume(self, path):
+    @staticmethod
+    def _read_resume(path):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"--resume: checkpoint not found: {path}")
-        with open(path, "rb") as f:
-            raw = pickle.load(f)
+            raise CheckpointError(f"--resume: checkpoint not found: {path}")
+        try:
+            with open(path, "rb") as f:
+                raw = pickle.load(f)
+        except Exception as e:  # a .pth, a truncated or foreign file: pickle raises many kinds
+            why = " ".join(str(e).split())
+            raise CheckpointError(f"--resume {path}: cannot read it ({type(e).__name__}: {why}); expected a "
+                                  "training checkpoint written by jseg (work_dirs/<run>/iter_N.pkl)") from e
         state, meta = unwrap_checkpoint(raw, path)
         opt = raw.get("optimizer")
         if opt is None or "iter" not in meta:
-            raise ValueError(f"{path} is not a training checkpoint (no optimizer state / iteration); "
-                             "use it as load_from / pretrained instead")
-        load_state_dict(self.model, state, strict=True, name=path)
-        load_optimizer_state(self.optimizer, opt)
+            raise CheckpointError(f"--resume {path} is not a training checkpoint (no optimizer state / iteration); "
+                                  "to start from its weights, set load_from (--cfg-options load_from=PATH)")
+        return state, meta, opt
+
+    def _apply_resume(self, path, state, meta, opt):
+        load_state_dict(self.model, state, strict=True, name=path, strict_hint=(
+            "a training checkpoint must match its model exactly: resume with the config it was trained with"))
+        try:
+            load_optimizer_state(self.optimizer, opt)
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"--resume {path}: its optimizer state does not fit this config's optimizer ({e}); "
+                                  "was optimizer.paramwise_cfg changed?") from e
         self.iter = int(meta["iter"])
         self.seed = int(meta.get("seed", self.seed))
         self.train_set.seed = self.seed
-        self.best = meta.get("best", self.best)
+        self.best = dict(meta.get("best", self.best))
+        self.last_checkpoint = (path, self.iter)
+        best_path = self.best.get("path")
+        if best_path and os.path.dirname(os.path.abspath(best_path)) == os.path.abspath(self.work_dir):
+            self._inherited_best = os.path.abspath(best_path)  # the same run, continued in its own work dir
+        changed = []
+        for what, old in (("train_samples", self.train_set.num_samples()), ("global_batch", self.batch)):
+            if meta.get(what) is not None and int(meta[what]) != old:
+                changed.append(f"{what.replace('_', ' ')} {meta[what]} -> {old}")
+        if changed:
+            msg = (f"--resume {path}: the data changed since it was written ({'; '.join(changed)}), so the data "
+                   "order cannot continue where it stopped")
+            if not self.force:
+                raise UserError(msg + "; pass --force to resume anyway (a new order from this point)")
+            self.log(f"warning: {msg}; continuing (--force)")
+        self._report_config_changes(path, meta)
         self.log(f"resumed from {path} at iteration {self.iter} (seed {self.seed})")
+
+    def _report_config_changes(self, path, meta):
+        if meta.get("config_dict") is not None:
+            old, new = _flat(meta["config_dict"]), _flat(self.cfg.to_dict())
+            diff = [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
+                    for k in sorted(set(old) | set(new)) if old.get(k, "(absent)") != new.get(k, "(absent)")]
+            if diff:
+                self.log(f"note: the config differs from the one {os.path.basename(path)} was trained with "
+                         f"({len(diff)} setting(s)); this run uses the new values:\n  "
+                         + "\n  ".join(diff[:30]) + ("\n  ..." if len(diff) > 30 else ""))
+        elif meta.get("config") and meta["config"] != self.cfg.pretty_text():
+            self.log(f"note: the config differs from the one {os.path.basename(path)} was trained with; "
+                     "this run uses the new one")
+
+    def _where_to_go_back(self):
+        if self.last_checkpoint is None:
+            return "no checkpoint was written by this run yet"
+        path, it = self.last_checkpoint
+        return f"the last checkpoint is {path} (iteration {it}); continue with --resume {path}"
 
     # ------------------------------------------------------------------ loop
     def _batches(self):
@@ -174,7 +348,7 @@ class Runner:
         cfg = self.cfg
         stop = self.max_iters if until is None else min(int(until), self.max_iters)
         log_every = cfg.get("log_config", {}).get("interval", 50)
-        ckpt_every = cfg.get("checkpoint_config", {}).get("interval", self.max_iters)
+        ckpt_every = (cfg.get("checkpoint_config") or {}).get("interval", self.max_iters)
         eval_every = (cfg.get("evaluation") or {}).get("interval", 0)
         self.log(f"training {self.max_iters} iterations, global batch {self.batch} on {dist.world_size()} "
                  f"process(es), seed {self.seed}, work_dir {self.work_dir}")
@@ -192,9 +366,14 @@ class Runner:
                 losses = self.model.forward_train(batch["img"], batch["gt_semantic_seg"])
                 loss, log_vars = self.model.parse_losses(losses)
                 if not all(math.isfinite(v) for v in log_vars.values()):
-                    raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping. "
-                                          f"The last checkpoint in {self.work_dir} is intact.")
+                    raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping "
+                                          f"({self._where_to_go_back()})")
                 self.optimizer.step(loss)
+                # Materialise the whole training state (weights, moments, BN statistics) at every step: Jittor
+                # evaluates lazily, and kernels fused across a step boundary round differently from the same
+                # ops on stored arrays, so without this a resumed run (which starts from stored arrays) would
+                # drift from the uninterrupted one.
+                jt.sync_all()
                 self.iter += 1
                 if self.iter % log_every == 0 or self.iter == self.max_iters:
                     now = time.time()
@@ -206,16 +385,22 @@ class Runner:
                              + f"  {per_it:.3f} s/it  ETA {_fmt_time(eta)}  mem {_memory_mb():.0f} MB")
                     self.log.record({"iter": self.iter, "lr": lr, **log_vars, "time": per_it})
                     t_last, n_last = now, self.iter
-                if self.iter % ckpt_every == 0 or self.iter in (self.max_iters, stop):
-                    path = self.save(f"iter_{self.iter}.pkl")
-                    if path:
-                        self.log(f"saved checkpoint {path}")
+                # evaluation first: a checkpoint of the same iteration then records the best so far, this one included
                 if self.val_set is not None and eval_every and (self.iter % eval_every == 0
                                                                 or self.iter == self.max_iters):
                     self.run_eval()
-        finally:  # frees the batches loaded ahead, also when training stops with an error
+                if self.iter % ckpt_every == 0 or self.iter in (self.max_iters, stop):
+                    path = self.save(f"iter_{self.iter}.pkl")
+                    self.last_checkpoint = (path or os.path.join(self.work_dir, f"iter_{self.iter}.pkl"), self.iter)
+                    if path:
+                        self.log(f"saved checkpoint {path}")
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (jseg.tools install the handlers)
+            signum = getattr(e, "signum", signal.SIGINT)
+            raise Interrupted(signum, f"training stopped at iteration {self.iter}; {self._where_to_go_back()}") \
+                from None
+        finally:  # stops the workers and frees the batches loaded ahead, also when training stops with an error
             batches.close()
-        self.train_set.close()
+            self.train_set.close()
         self.log(f"training done in {_fmt_time(time.time() - t_start)}")
         return self.best
 
@@ -229,6 +414,10 @@ class Runner:
             self.best = {"mIoU": float(result["mIoU"]), "iter": self.iter,
                          "path": os.path.join(self.work_dir, f"best_mIoU_iter_{self.iter}.pkl")}
             self.save(os.path.basename(self.best["path"]))
-            if dist.is_main() and old and old != self.best["path"] and os.path.exists(old):
-                os.remove(old)
+            if dist.is_main() and old and os.path.abspath(old) != os.path.abspath(self.best["path"]) \
+                    and os.path.exists(old):
+                if self._may_delete(old):
+                    os.remove(old)
+                else:
+                    self.log(f"kept the previous best checkpoint {old}: another run wrote it")
         return result

@@ -50,7 +50,7 @@ def format_report(r):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def _main(argv):
     p = argparse.ArgumentParser(prog="python -m jseg.tools.analyze", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config")
@@ -60,6 +60,7 @@ def main(argv=None):
                    help="counting convention (default: the one the model's paper used)")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors (or JSEG_DEBUG=1)")
     a = p.parse_args(argv)
     if len(a.shape) not in (1, 2) or min(a.shape) < 32:
         p.error(f"--shape takes H or H W, each at least 32; got {a.shape}")
@@ -69,6 +70,11 @@ def main(argv=None):
     r = analyze(a.config, shape, a.cfg_options, a.rules)
     print(json.dumps(r) if a.json else format_report(r))
     return 0
+
+
+def main(argv=None):
+    from ._cli import run
+    return run("analyze", _main, argv)
 
 
 if __name__ == "__main__":

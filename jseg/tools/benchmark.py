@@ -163,7 +163,8 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     from ..models import build_segmentor
 
     if device == "cuda" and not jt.has_cuda:
-        raise RuntimeError("--device cuda: this Jittor has no CUDA (no GPU or no CUDA driver found)")
+        from ..errors import UsageError
+        raise UsageError("--device cuda: this Jittor has no CUDA (no GPU or no CUDA driver found)")
     jt.flags.use_cuda = int(device == "cuda" or (device == "auto" and jt.has_cuda))
     on_gpu = bool(jt.flags.use_cuda)
     cfg = Config.fromfile(config)
@@ -182,7 +183,8 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     if train:
         from ..engine.optim import build_optimizer
         if "optimizer" not in cfg:
-            raise ValueError(f"--train: {config} has no 'optimizer' (add one, e.g. through a schedule _base_)")
+            from ..errors import UsageError
+            raise UsageError(f"--train: {config} has no 'optimizer' (add one, e.g. through a schedule _base_)")
         num_classes = model.decode_head.num_classes
         gt = jt.array(rng.integers(0, num_classes, (batch, 1, H, W)).astype(np.int32))
         optimizer = build_optimizer(model, cfg.optimizer)
@@ -263,11 +265,11 @@ def _model_parser():
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors (or JSEG_DEBUG=1)")
     return p
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _main(argv):
     if argv and argv[0] == "loader":
         return _main_loader(argv)
     p = _model_parser()
@@ -278,13 +280,14 @@ def main(argv=None):
         p.error("--batch and --iters must be at least 1, --warmup at least 0")
     if not os.path.isfile(a.config):
         p.error(f"config not found: {a.config}")
-    try:
-        bench_model(a.config, (a.shape[0], a.shape[-1]), a.batch, a.train, a.iters, a.warmup, a.device,
-                    a.cfg_options, a.seed)
-    except (ValueError, RuntimeError) as e:
-        print(f"benchmark: {e}", file=sys.stderr)
-        return 2
+    bench_model(a.config, (a.shape[0], a.shape[-1]), a.batch, a.train, a.iters, a.warmup, a.device,
+                a.cfg_options, a.seed)
     return 0
+
+
+def main(argv=None):
+    from ._cli import run
+    return run("benchmark", _main, argv)
 
 
 def _main_loader(argv):

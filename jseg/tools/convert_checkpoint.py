@@ -9,14 +9,16 @@ jseg (and gives the same outputs as SRC).  The weights are checked against a
 model built from ``--config`` or, if absent, from the config text that official
 checkpoints carry in ``meta['config']``; without either the keys are converted
 unchecked (a warning says so).  The optimizer state is not carried over.
-DST is written atomically (never a half-written file).
+DST is written atomically (never a half-written file) and an existing DST is not
+replaced unless ``--force``.  Exit status: 0 written; 2 unusable input (one line
+says which file or key); ``--debug`` adds tracebacks.
 """
 import argparse
 import os
 import sys
 import tempfile
 
-from ..checkpoint import (CheckpointError, detect_layout, load_state_dict, mit_mmseg1_to_official,
+from ..checkpoint import (detect_layout, load_state_dict, mit_mmseg1_to_official,
                           model_state_dict, read_checkpoint, save_checkpoint, to_official_keys)
 from ..config import Config, ConfigError
 
@@ -49,7 +51,8 @@ def convert(src, dst, config=None, strict=True, out=print):
     if cfg is not None:
         model = build_segmentor(cfg.model)
         target = model.backbone if layout == "backbone" else model
-        report = load_state_dict(target, state_dict, strict=strict, name=src)
+        report = load_state_dict(target, state_dict, strict=strict, name=src,
+                                 strict_hint="pass --no-strict to convert the matching keys anyway")
         out(f"checked against the model of {cfg_source}\n{report}")
         converted = model_state_dict(target)
         if not strict:  # keep only what was actually loaded: never invent weights for missing keys
@@ -68,7 +71,9 @@ def convert(src, dst, config=None, strict=True, out=print):
     return 0
 
 
-def main(argv=None):
+def _main(argv):
+    from ._cli import add_debug_flag
+    from ..errors import UsageError
     p = argparse.ArgumentParser(prog="python -m jseg.tools.convert_checkpoint",
                                 description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,12 +81,17 @@ def main(argv=None):
     p.add_argument("dst", help="output jseg checkpoint (.pkl)")
     p.add_argument("--config", help="model config to check the weights against")
     p.add_argument("--no-strict", action="store_true", help="convert even if keys are missing/unexpected")
+    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    add_debug_flag(p)
     a = p.parse_args(argv)
-    try:
-        return convert(a.src, a.dst, a.config, strict=not a.no_strict)
-    except (CheckpointError, ConfigError) as e:
-        print(f"convert_checkpoint: {e}", file=sys.stderr)
-        return 1
+    if os.path.lexists(a.dst) and not a.force:
+        raise UsageError(f"{a.dst} already exists; pass --force to replace it or choose another DST")
+    return convert(a.src, a.dst, a.config, strict=not a.no_strict)
+
+
+def main(argv=None):
+    from ._cli import run
+    return run("convert_checkpoint", _main, argv)
 
 
 if __name__ == "__main__":

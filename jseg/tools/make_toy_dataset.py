@@ -12,7 +12,7 @@ import sys
 from ..datasets.toy import make_toy_dataset
 
 
-def main(argv=None):
+def _main(argv):
     p = argparse.ArgumentParser(prog="python -m jseg.tools.make_toy_dataset", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", help="folder to create")
@@ -20,13 +20,15 @@ def main(argv=None):
     p.add_argument("--val", type=int, default=50, help="validation images")
     p.add_argument("--size", type=int, default=256, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors (or JSEG_DEBUG=1)")
     a = p.parse_args(argv)
-    try:
-        make_toy_dataset(a.out, a.train, a.val, a.size, a.seed, log=print)
-    except FileExistsError as e:
-        print(f"make_toy_dataset: {e}", file=sys.stderr)
-        return 1
+    make_toy_dataset(a.out, a.train, a.val, a.size, a.seed, log=print)
     return 0
+
+
+def main(argv=None):
+    from ._cli import run
+    return run("make_toy_dataset", _main, argv)
 
 
 if __name__ == "__main__":

@@ -42,16 +42,20 @@ def compare(name, ours, ref, atol, rtol):
 
 
 def _load_reference(path):
+    """The arrays of REF, or None after saying why it cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"parity: cannot read reference {path}: {e}")
+    except Exception as e:  # noqa: BLE001 -- numpy/zipfile raise many kinds for a file that is not an .npz
+        return f"parity: cannot read reference {path}: {type(e).__name__}: {e} (expected a numpy .npz)"
 
 
 def run(config, checkpoint, reference, atol=1e-4, rtol=1e-4, strict=True, cfg_options=None, out=print):
     """Returns the exit status (see module docstring)."""
     ref = _load_reference(reference)
+    if isinstance(ref, str):
+        out(ref)
+        return 2
     if "input" not in ref:
         out(f"parity: {reference} has no 'input' array (found: {', '.join(sorted(ref))})")
         return 2
@@ -70,7 +74,8 @@ def run(config, checkpoint, reference, atol=1e-4, rtol=1e-4, strict=True, cfg_op
         if cfg_options:
             cfg.merge_options(cfg_options)
         model = build_segmentor(cfg.model)
-        report, _ = load_checkpoint(model, checkpoint, strict=strict)
+        report, _ = load_checkpoint(model, checkpoint, strict=strict,
+                                    strict_hint="pass --no-strict to load the matching keys anyway")
     except (ConfigError, CheckpointError, KeyError, TypeError, ValueError) as e:
         out(f"parity: {e}")
         return 2
@@ -116,7 +121,8 @@ def run(config, checkpoint, reference, atol=1e-4, rtol=1e-4, strict=True, cfg_op
     return 1 if failures else 0
 
 
-def main(argv=None):
+def _main(argv):
+    from ._cli import add_debug_flag
     p = argparse.ArgumentParser(prog="python -m jseg.tools.parity", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--config", required=True, help="model config (.py)")
@@ -126,10 +132,16 @@ def main(argv=None):
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--no-strict", action="store_true", help="load a checkpoint that does not match every key")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help="override config entries")
+    add_debug_flag(p)
     a = p.parse_args(argv)
     from ..config import parse_cfg_options
     return run(a.config, a.checkpoint, a.reference, a.atol, a.rtol, strict=not a.no_strict,
                cfg_options=parse_cfg_options(a.cfg_options))
+
+
+def main(argv=None):
+    from ._cli import run as run_cli
+    return run_cli("parity", _main, argv)
 
 
 if __name__ == "__main__":

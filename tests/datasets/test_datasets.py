@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jseg.config import ConfigError
 from jseg.datasets import DataError, build_dataset
 from jseg.datasets.classes import ADE20K_PALETTE, VOC_PALETTE
 
@@ -202,5 +203,58 @@ def test_bad_input_errors_name_the_file(tmp_path):
     ds.set_loader(samples_per_gpu=1, workers_per_gpu=2)
     with pytest.raises(DataError, match=r"cannot decode image .*a\.jpg"):
         list(ds)
-    with pytest.raises(KeyError, match="unknown dataset type 'ADE20K'"):
+    with pytest.raises(ConfigError, match="unknown dataset type 'ADE20K' \\(did you mean 'ADE20KDataset'\\?\\)"):
         build_dataset(dict(type="ADE20K", pipeline=LOAD))
+
+
+def _custom(root, classes=("a", "b", "c", "d")):
+    return build_dataset(dict(type="CustomDataset", data_root=root, img_dir="img", ann_dir="ann",
+                              classes=list(classes), pipeline=LOAD))
+
+
+def test_every_label_value_survives_loading_or_is_refused(tmp_path):
+    root = str(tmp_path)
+    write_pair(f"{root}/img/a.jpg", None, [])
+    os.makedirs(f"{root}/ann")
+    label = np.full((40, 60), 1, np.uint16)
+    label[5:9, 7:11] = 258                      # was read as 258 % 256 = 2 and trained as class 2
+    Image.fromarray(label).save(f"{root}/ann/a.png")
+    with Image.open(f"{root}/ann/a.png") as im:
+        assert im.mode.startswith("I")          # really a 16-bit PNG
+    ds = _custom(root)
+    with pytest.raises(DataError, match=r"annotation .*ann/a\.png is a (16|32)-bit label map with values 1\.\.258"):
+        ds[0]
+    with pytest.raises(DataError, match=r"ann/a\.png"):
+        ds.get_gt_seg_map(0)
+    ds.set_loader(samples_per_gpu=1, workers_per_gpu=2)
+    with pytest.raises(DataError, match=r"ann/a\.png is a (16|32)-bit label map"):
+        list(ds)
+    label[5:9, 7:11] = 255                      # 16 bits but every value fits: read exactly
+    Image.fromarray(label).save(f"{root}/ann/a.png")
+    gt = _custom(root)[0]["gt_semantic_seg"]
+    assert gt.dtype == np.uint8 and np.array_equal(gt, label.astype(np.uint8))
+    Image.fromarray(np.full((40, 60, 3), 1, np.uint8)).save(f"{root}/ann/a.png")     # a colour rendering
+    with pytest.raises(DataError, match=r"ann/a\.png is a RGB image of shape \(40, 60, 3\); expected a single-ch"):
+        _custom(root)[0]
+    Image.fromarray(np.full((40, 60), 1.5, np.float32)).save(f"{root}/ann/a.tif")
+    os.replace(f"{root}/ann/a.tif", f"{root}/ann/a.png")
+    with pytest.raises(DataError, match=r"ann/a\.png holds float32 values"):
+        _custom(root)[0]
+    Image.fromarray(np.full((1, 1), 1, np.uint8)).save(f"{root}/ann/a.png")          # was "has shape ()"
+    with pytest.raises(DataError, match=r"annotation .*ann/a\.png is 1x1 but its image .*a\.jpg is 40x60"):
+        _custom(root)[0]
+
+
+def test_dataset_indexing_raises_like_iteration(tmp_path):
+    """``dataset[i]`` is public: it raises; the worker error record is the loader's internal transport."""
+    root = str(tmp_path)
+    write_pair(f"{root}/img/a.jpg", f"{root}/ann/a.png", [0, 1])
+    write_pair(f"{root}/img/b.jpg", f"{root}/ann/b.png", [0, 1])
+    with open(f"{root}/img/b.jpg", "wb") as f:
+        f.write(b"broken")
+    ds = _custom(root)
+    assert ds[0]["gt_semantic_seg"].shape == (40, 60)
+    with pytest.raises(DataError, match=r"cannot decode image .*img/b\.jpg"):
+        ds[1]
+    with pytest.raises(DataError, match=r"cannot decode image .*img/b\.jpg"):
+        ds.get_sample(1, np.random.default_rng(0))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jseg.config import ConfigError
 from jseg.datasets.transforms import Compose, DataError, TRANSFORMS
 from jseg.datasets.transforms.geometric import (AlignedResize, Pad, RandomCrop, RandomFlip, Resize, ResizeToMultiple,
                                                rescale_size)
@@ -196,7 +197,7 @@ def test_bad_files_are_named(tmp_path):
     with pytest.raises(DataError, match=r"small.png is 5x7 but its image .*ok.png is 6x7"):
         pipe({"img_info": {"filename": "ok.png"}, "ann_info": {"seg_map": "small.png"},
               "img_prefix": str(tmp_path), "seg_prefix": str(tmp_path)})
-    with pytest.raises(KeyError, match="unknown transform type 'RandomCropX'"):
+    with pytest.raises(ConfigError, match="unknown transform type 'RandomCropX' \\(did you mean 'RandomCrop'\\?\\)"):
         Compose([dict(type="RandomCropX")])
-    with pytest.raises(TypeError, match=r"RandomCrop \(transform\) got unexpected config keys \['size'\]"):
+    with pytest.raises(ConfigError, match=r"RandomCrop \(transform\) got unexpected config keys \['size'\]"):
         Compose([dict(type="RandomCrop", size=(4, 4))])

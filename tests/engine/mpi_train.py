@@ -11,13 +11,14 @@ from jseg.engine.runner import Runner, evaluate
 from tests.engine.train_helpers import tiny_cfg
 
 toy, out, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
-cfg = tiny_cfg(toy, max_iters=k, batch_size=4, norm="SyncBN")
+cfg = tiny_cfg(toy, max_iters=max(k, 1), batch_size=4, norm="SyncBN")   # k = 0: the initial weights
 # SGD, not AdamW: Adam divides by the gradient's own RMS, so parameters whose true gradient is ~0 (conv biases
 # feeding a train-mode BN) take +-lr steps driven by fp32 noise, and no two runs agree on them. SGD isolates
 # what this test checks: sharding, gradient averaging and synchronised BN statistics.
 cfg.optimizer = dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=0.0)
 runner = Runner(cfg, f"{out}_work", seed=3)
-runner.train()
+if k:
+    runner.train()
 result = evaluate(runner.model, runner.val_set, seed=3)
 if dist.is_main():
     np.savez(f"{out}_params.npz", **model_state_dict(runner.model))

@@ -3,6 +3,7 @@ import numpy as np
 import jittor as jt
 import pytest
 
+from jseg.config import ConfigError
 from jseg.models.heads.ham_head import NMF2D, Hamburger
 from tests.helpers import assert_close, assert_grad_close, load_module_params, load_npz
 
@@ -82,7 +83,7 @@ def test_ham_kwargs_validation():
     assert (nmf.S, nmf.R, nmf.inv_t) == (1, 16, 1)
     mm1 = NMF2D.from_ham_kwargs(dict(MD_S=1, MD_R=16, train_steps=5, eval_steps=9, inv_t=100, rand_init=True))
     assert (mm1.train_steps, mm1.eval_steps) == (5, 9)
-    with pytest.raises(KeyError, match="MD_Q"):
+    with pytest.raises(ConfigError, match="MD_Q"):
         NMF2D.from_ham_kwargs(dict(MD_Q=3))
     with pytest.raises(NotImplementedError, match="RAND_INIT"):
         NMF2D.from_ham_kwargs(dict(RAND_INIT=False))

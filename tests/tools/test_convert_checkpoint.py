@@ -58,10 +58,20 @@ def test_broken_checkpoint_is_refused_and_nothing_written(tmp_path, capsys):
     src = tmp_path / "broken.npz"
     np.savez(src, **sd)
     dst = tmp_path / "out.pkl"
-    assert convert_checkpoint.main([str(src), str(dst), "--config", MICRO_CONFIG]) == 1
+    assert convert_checkpoint.main([str(src), str(dst), "--config", MICRO_CONFIG]) == 2
     err = capsys.readouterr().err
     assert "backbone.norm4.weight" in err and "decode_head.conv_seg.weight" in err
+    assert len(err.strip().splitlines()) == 1 and "pass --no-strict to convert the matching keys anyway" in err
     assert not dst.exists()
+
+
+def test_an_existing_destination_is_not_replaced_unless_forced(tmp_path, capsys):
+    dst = tmp_path / "out.pkl"
+    dst.write_bytes(b"precious")
+    assert convert_checkpoint.main([MICRO_STATE_NPZ, str(dst), "--config", MICRO_CONFIG]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err and dst.read_bytes() == b"precious"
+    assert convert_checkpoint.main([MICRO_STATE_NPZ, str(dst), "--config", MICRO_CONFIG, "--force"]) == 0
+    assert read_checkpoint(str(dst))[0]
 
 
 def test_segformer_checkpoint_converts_to_identical_outputs(tmp_path):

@@ -79,6 +79,22 @@ def test_parity_cli_exit_codes():
     assert r.returncode == 1 and "FAIL" in r.stdout
 
 
+def test_parity_cli_unusable_input_exits_with_2(tmp_path):
+    """The documented status for an unusable REF is 2 (it used to be 1: a SystemExit with a message)."""
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    for ref, message in [(tmp_path / "missing.npz", "cannot read reference"), (broken, "cannot read reference")]:
+        cmd = [sys.executable, "-m", "jseg.tools.parity", "--config", MICRO_CONFIG, "--checkpoint", MICRO_PTH,
+               "--reference", str(ref)]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and message in r.stdout and str(ref) in r.stdout, r.stdout + r.stderr
+        assert "Traceback" not in r.stdout + r.stderr
+    cmd = [sys.executable, "-m", "jseg.tools.parity", "--config", str(tmp_path / "nothere.py"), "--checkpoint",
+           MICRO_PTH, "--reference", segnext_path(REFS[1])]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "config file not found" in r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("model,ref", [(m, f"{m}_tiny_eval_{size}.npz") for m in ("segformer", "cgrseg")
                                        for size in ("b2_128x160", "b1_100x132")])
 def test_parity_on_segformer_and_cgrseg_references(model, ref):

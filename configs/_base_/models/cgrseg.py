@@ -27,6 +27,7 @@ model = dict(
         ratio=1,
         dropout_ratio=0.1,
         num_classes=150,
+        legacy_linear_fuse=False,  # True: checkpoints from before the authors' commit 8ef4bcf
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),

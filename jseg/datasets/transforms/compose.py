@@ -1,11 +1,12 @@
 import numpy as np
 
+from ...errors import UserError
 from ...registry import Registry
 
 TRANSFORMS = Registry("transform", autoload="jseg.datasets.transforms")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data (a file, a label value, a layout); the message names the file or key."""
 
 

@@ -26,17 +26,37 @@ def read_image(path, flag="color"):
 
 
 def read_label(path):
-    """Label map as stored (palette PNG -> indices), uint8 (H, W), like mmcv's pillow 'unchanged'."""
+    """Label map as stored (palette PNG -> indices) as uint8 (H, W), like mmcv's pillow 'unchanged'.
+
+    Every value survives exactly or the file is refused: a 16-bit or 32-bit map is accepted only if
+    all its values fit 0..255 (a value of 258 is not silently read as 2); float, colour and
+    multi-channel maps are refused with what was found.
+    """
     if not os.path.isfile(path):
         raise DataError(f"annotation file not found: {path}")
     try:
         with Image.open(path) as im:
+            mode = im.mode
             gt = np.array(im)
     except Exception as e:  # PIL raises many types for broken files
         raise DataError(f"cannot decode annotation {path}: {type(e).__name__}: {e}") from e
-    gt = gt.squeeze()
+    if gt.ndim == 3 and gt.shape[2] == 1:
+        gt = gt[:, :, 0]
     if gt.ndim != 2:
-        raise DataError(f"annotation {path} has shape {gt.shape}; expected a single-channel label map")
+        raise DataError(f"annotation {path} is a {mode} image of shape {gt.shape}; expected a single-channel "
+                        "label map of class ids (a grey or palette PNG), not a colour rendering")
+    if gt.size == 0:
+        raise DataError(f"annotation {path} is empty ({gt.shape[0]}x{gt.shape[1]})")
+    if gt.dtype == np.uint8:
+        return gt
+    if gt.dtype == bool:
+        return gt.astype(np.uint8)
+    if not np.issubdtype(gt.dtype, np.integer):
+        raise DataError(f"annotation {path} holds {gt.dtype} values (PIL mode {mode}); expected integer class ids")
+    lo, hi = int(gt.min()), int(gt.max())
+    if lo < 0 or hi > 255:
+        raise DataError(f"annotation {path} is a {gt.dtype.itemsize * 8}-bit label map with values {lo}..{hi}; "
+                        "label values must be 0..255 (class ids and the ignore index): re-encode it")
     return gt.astype(np.uint8)
 
 
