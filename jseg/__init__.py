@@ -5,6 +5,8 @@ _env.prepare()  # must precede the first `import jittor`
 
 import jittor as _jt  # noqa: E402
 
+_jt.flags.python_path = _env.canonical_python()  # one kernel cache for python, python3, python3.X
+
 from .version import __version__  # noqa: E402,F401
 
 # Use the GPU whenever Jittor found one.  Set before any model is built: Jittor

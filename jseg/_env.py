@@ -87,6 +87,20 @@ def _setup_onednn():
     return None
 
 
+def canonical_python():
+    """One interpreter path whatever name started Python (``python``, ``python3``, ``python3.11``).
+
+    Jittor writes the interpreter path it was started with into the key of every compiled kernel
+    (``flags.python_path``, the asm tuner's command), so ``python`` and ``python3`` processes
+    invalidated each other's kernel caches and recompiled every kernel they used (~1 min for a
+    small model).  Returns the ``python3.X`` next to ``sys.executable`` (in a virtualenv too) when
+    it exists.
+    """
+    exe = sys.executable or ""
+    versioned = os.path.join(os.path.dirname(exe), f"python{sys.version_info.major}.{sys.version_info.minor}")
+    return versioned if os.path.isfile(versioned) else exe
+
+
 def prepare():
     """Set Jittor's environment defaults.  Idempotent; call before importing jittor."""
     if STATE.get("prepared"):

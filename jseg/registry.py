@@ -50,29 +50,52 @@ class Registry:
                               + f"; registered: {', '.join(sorted(self._classes))}")
         return self._classes[name]
 
-    def build(self, cfg, **defaults):
-        """Instantiate ``cfg['type']`` with the other keys (plus ``defaults``) as arguments."""
+    def check(self, cfg, **defaults):
+        """What is wrong with ``cfg`` as a config of this registry (unknown type, unknown or missing arguments),
+        without building it: ``ConfigError``.  Returns ``(class, arguments)``."""
         if not isinstance(cfg, dict) or "type" not in cfg:
             raise ConfigError(f"{self.name} config must be a dict with a 'type' key, got {cfg!r}")
         args = {k: v for k, v in cfg.items() if k != "type"}
         for k, v in defaults.items():
             args.setdefault(k, v)
         cls = self.get(cfg["type"])
-        sig = inspect.signature(cls.__init__)
-        accepts_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-        if not accepts_any:
-            accepted = [p for p in sig.parameters if p != "self"]
-            unknown = sorted(set(args) - set(sig.parameters))
+        params, closed = _init_params(cls)
+        if closed:
+            accepted = list(params)
+            unknown = sorted(set(args) - set(params))
             if unknown:
                 hints = [f"{k} -> {closest(k, accepted)}" for k in unknown if closest(k, accepted)]
                 raise ConfigError(f"{cfg['type']} ({self.name}) got unexpected config keys {unknown}"
                                   + (f" (did you mean {', '.join(hints)}?)" if hints else "")
                                   + f"; accepted: {accepted}")
-            required = [n for n, p in sig.parameters.items() if n != "self" and p.default is p.empty
-                        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in args]
-            if required:
-                raise ConfigError(f"{cfg['type']} ({self.name}) needs config keys {required}")
+        required = [n for n, p in params.items() if p.default is p.empty and n not in args]
+        if required:
+            raise ConfigError(f"{cfg['type']} ({self.name}) needs config keys {required}")
+        return cls, args
+
+    def build(self, cfg, **defaults):
+        """Instantiate ``cfg['type']`` with the other keys (plus ``defaults``) as arguments."""
+        cls, args = self.check(cfg, **defaults)
         return cls(**args)
+
+
+def _init_params(cls):
+    """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` that are passed on to a base class:
+    ``({name: Parameter}, closed)``; ``closed`` is False if some ``**kwargs`` accepts anything."""
+    params = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object:
+            return params, True
+        sig = inspect.signature(init)
+        for name, p in list(sig.parameters.items())[1:]:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                params.setdefault(name, p)
+        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+            return params, True
+    return params, False
 
 
 MODELS = Registry("model", autoload="jseg.models")

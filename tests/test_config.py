@@ -136,6 +136,13 @@ def test_training_settings_nothing_reads_are_refused():
     many = _training_problems(runner=dict(max_iters=0), evaluation=dict(intervals=3))
     assert "runner.max_iters = 0" in many and "evaluation.intervals" in many      # every problem at once
     assert _training_problems(evaluation=None) == ""
+    data = Config.fromfile(QUICKSTART).data                       # the test set is checked, though not built
+    data.test.img_dirr = data.test.pop("img_dir")
+    assert "data.test: ToyDataset (dataset) got unexpected config keys ['img_dirr']" in _training_problems(data=data) and "did you mean img_dirr -> img_dir?" in \
+        _training_problems(data=data)
+    data = Config.fromfile(QUICKSTART).data
+    data.train.dataset.pipeline[2]["ratio_rang"] = (0.5, 2.0)
+    assert "Resize (transform) got unexpected config keys ['ratio_rang']" in _training_problems(data=data)
 
 
 EXPECTED = {  # dataset: (classes, global batch, iterations, crop, test mode)  -- fact sheet §4-6 / paper suppl.

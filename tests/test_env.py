@@ -41,3 +41,18 @@ def test_plain_import_in_a_clean_environment():
     if os.path.exists("/usr/include/oneapi/dnnl/dnnl.hpp"):
         assert "oneDNN not found" not in r.stderr
     assert jseg.__version__
+
+
+def test_one_kernel_cache_whatever_the_interpreter_is_called():
+    """Jittor keys every compiled kernel on the interpreter path: ``python`` and ``python3`` processes used to
+    recompile each other's kernels (~1 min each time scripts/test.sh ran after pytest)."""
+    bindir = os.path.dirname(sys.executable)
+    names = [n for n in ("python", "python3", f"python3.{sys.version_info.minor}")
+             if os.path.isfile(os.path.join(bindir, n))]
+    seen = set()
+    for name in names:
+        r = subprocess.run([os.path.join(bindir, name), "-c", "import jseg, jittor; print(jittor.flags.python_path)"],
+                           capture_output=True, text=True, timeout=600, cwd="/")
+        assert r.returncode == 0, r.stderr
+        seen.add(r.stdout.strip().splitlines()[-1])
+    assert len(names) >= 2 and len(seen) == 1, (names, seen)

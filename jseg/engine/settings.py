@@ -5,13 +5,15 @@ that nothing reads (a misspelling, or an mmcv option jseg does not implement) is
 the key and the closest valid one, and every value is checked for its kind and range, so a run
 never starts with a setting silently ignored or fails hours later on one (``interval=0``).
 Top-level names that are not sections (``crop_size``, ``norm_cfg``, ...) are config helpers and
-are not checked; the model and dataset sections are checked by building them (the registry
-refuses unknown constructor arguments).
+are not checked; the datasets (train, val and test, their pipelines included) are checked against
+their constructors' arguments without building them, and the model when it is built (the registry
+refuses unknown arguments with the closest valid one).
 """
 import numbers
 
 from ..config import ConfigError, closest
 from ..datasets import DATASETS
+from ..datasets.transforms import TRANSFORMS
 
 
 def _int(minimum):
@@ -78,12 +80,29 @@ def _log_hooks(v):
                     "(TextLoggerHook) and has no other logger hooks")
 
 
+def _check_transform(t):
+    if isinstance(t, dict):  # (a pipeline may also hold callables)
+        _, args = TRANSFORMS.check(t)
+        for sub in args.get("transforms") or []:
+            _check_transform(sub)
+
+
+def _check_dataset(cfg):
+    _, args = DATASETS.check(cfg)
+    if isinstance(args.get("dataset"), dict):
+        _check_dataset(args["dataset"])
+    for t in args.get("pipeline") or []:
+        _check_transform(t)
+
+
 def _dataset(v):
+    """The dataset, its wrapped dataset and every pipeline step: types and arguments (nothing is built)."""
     if not isinstance(v, dict) or "type" not in v:
         return "expected a dataset dict with a 'type'"
-    if v["type"] not in DATASETS:
-        near = closest(str(v["type"]), DATASETS.names())
-        return f"unknown dataset type {v['type']!r}" + (f" (did you mean {near!r}?)" if near else "")
+    try:
+        _check_dataset(v)
+    except ConfigError as e:
+        return str(e)
 
 
 def _optional_dataset(v):
@@ -150,7 +169,8 @@ def check_training_config(cfg):
                 continue
             why = schema[key](v)
             if why:
-                problems.append(f"{section}.{key} = {v!r}: {why}")
+                shown = "" if isinstance(v, (dict, list)) and len(repr(v)) > 60 else f" = {v!r}"
+                problems.append(f"{section}.{key}{shown}: {why}")
         for key in REQUIRED.get(section, ()):
             if key not in value:
                 problems.append(f"{section}.{key}: missing")
