@@ -312,6 +312,12 @@ class SegDataset(Dataset):
         return conv
 
 
+def _notice(message):
+    """A one-line note about the data on stderr (rank 0 only): what is not used is said, never skipped silently."""
+    if not jt.in_mpi or jt.rank == 0:
+        print(f"jseg: note: {message}", file=sys.stderr, flush=True)
+
+
 def _join(root, path):
     if path is None or root is None or os.path.isabs(path):
         return path
@@ -390,12 +396,27 @@ class CustomDataset(SegDataset):
                 raise DataError(f"{type(self).__name__}: {len(missing)} images listed in {self.split} are not in "
                                 f"{self.img_dir}, e.g. {missing[:3]}")
         else:
+            others = []
             for root, _, files in os.walk(self.img_dir, followlinks=True):
                 for fn in files:
+                    rel = os.path.relpath(os.path.join(root, fn), self.img_dir)
                     if fn.endswith(self.img_suffix):
-                        rel = os.path.relpath(os.path.join(root, fn), self.img_dir)
                         infos.append(self._info(rel, rel[: -len(self.img_suffix)] + self.seg_map_suffix))
+                    elif not fn.startswith("."):
+                        others.append(rel)
             infos.sort(key=lambda i: i["filename"])
+            if others:
+                _notice(f"{type(self).__name__}: {len(others)} file(s) in {self.img_dir} do not end with "
+                        f"img_suffix {self.img_suffix!r} and are not used, e.g. {', '.join(sorted(others)[:3])}")
+            if self.ann_dir is not None:
+                expected = {i["ann"]["seg_map"] for i in infos}
+                extra = sorted(os.path.relpath(os.path.join(root, fn), self.ann_dir)
+                               for root, _, files in os.walk(self.ann_dir, followlinks=True) for fn in files
+                               if fn.endswith(self.seg_map_suffix)
+                               and os.path.relpath(os.path.join(root, fn), self.ann_dir) not in expected)
+                if extra:
+                    _notice(f"{type(self).__name__}: {len(extra)} label map(s) in {self.ann_dir} have no image in "
+                            f"{self.img_dir} and are not used, e.g. {', '.join(extra[:3])}")
         if not infos:
             raise DataError(f"{type(self).__name__}: no images ending with {self.img_suffix!r} in {self.img_dir}"
                             + (f" (split {self.split})" if self.split else ""))

@@ -53,7 +53,6 @@ def owner_token():
 
 def forget_inherited_owner():
     """In a forked worker: drop the parent's lock descriptor so the lock dies with the parent alone."""
-    global _owner
     if _owner is not None and _owner[0] != os.getpid():
         try:
             os.close(_owner[2])

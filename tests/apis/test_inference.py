@@ -97,12 +97,13 @@ def test_infer_user_errors_are_one_line_with_status_2(model_and_ckpt, tmp_path, 
     cv2.imwrite(str(img), np.zeros((8, 8, 3), np.uint8))
     blocker = tmp_path / "file"
     blocker.write_text("")
-    cases = [([CONFIG, ckpt, str(tmp_path / "nothing*.jpg")], "no images"),
-             ([str(tmp_path / "missing.py"), ckpt, str(img)], "config file not found"),
-             ([CONFIG, str(tmp_path / "missing.pkl"), str(img)], "checkpoint not found"),
+    out = ["--out", str(tmp_path / "o")]
+    cases = [([CONFIG, ckpt, str(tmp_path / "nothing*.jpg")] + out, "no images"),
+             ([str(tmp_path / "missing.py"), ckpt, str(img)] + out, "config file not found"),
+             ([CONFIG, str(tmp_path / "missing.pkl"), str(img)] + out, "checkpoint not found"),
              ([CONFIG, ckpt, str(img), "--out", str(blocker / "sub")], "cannot write to --out")]
     for argv, message in cases:
-        assert infer.main(argv + ["--out", str(tmp_path / "o")] if "--out" not in argv else argv) == 2, argv
+        assert infer.main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("infer: ") and message in err[0], err
 

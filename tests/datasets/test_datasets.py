@@ -258,3 +258,15 @@ def test_dataset_indexing_raises_like_iteration(tmp_path):
         ds[1]
     with pytest.raises(DataError, match=r"cannot decode image .*img/b\.jpg"):
         ds.get_sample(1, np.random.default_rng(0))
+
+
+def test_files_that_are_not_used_are_reported(tmp_path, capsys):
+    root = str(tmp_path)
+    write_pair(f"{root}/img/a.jpg", f"{root}/ann/a.png", [0, 1])
+    write_pair(f"{root}/img/b.png", f"{root}/ann/b.png", [0, 1])       # an image with another suffix
+    write_pair(f"{root}/img2/c.jpg", f"{root}/ann/c.png", [0, 1])      # a label without its image
+    ds = _custom(root)
+    assert len(ds) == 1
+    err = capsys.readouterr().err
+    assert "1 file(s) in " in err and "do not end with img_suffix '.jpg' and are not used, e.g. b.png" in err
+    assert "2 label map(s) in " in err and "have no image in" in err and "b.png, c.png" in err

@@ -4,6 +4,7 @@ Every run here is a real subprocess started through bash: a child of this proces
 trip Jittor's SIGCHLD handler in this process.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -130,7 +131,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(config, tmp_path):
     mounted = _tmpfs(disk, "256k")
     try:
         if mounted:
-            rc, out, err = _train(config, str(disk / "w"), "--cfg-options", "runner.max_iters=5")
+            rc, _, err = _train(config, str(disk / "w"), "--cfg-options", "runner.max_iters=5")
         else:  # no permission to mount: the same failure, raised where the write would have failed
             hook = tmp_path / "sitecustomize.py"
             hook.write_text("import errno, pickle\n"
@@ -140,7 +141,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(config, tmp_path):
             env = f'PYTHONPATH="{tmp_path}:{ROOT}"'
             r = _bash(f'{env} "{sys.executable}" -m jseg.tools.train "{config}" --work-dir "{disk}/w" '
                       f'--cfg-options runner.max_iters=5; echo rc=$?')
-            rc, out, err = int(r.stdout.rsplit("rc=", 1)[1]), r.stdout, r.stderr
+            rc, err = int(r.stdout.rsplit("rc=", 1)[1]), r.stderr
         line = _one_line(rc, err, status=1)
         assert "cannot write checkpoint (No space left on device): " in line and "iter_5.pkl" in line
         assert sorted(os.listdir(disk / "w")) == ["tiny.py", "train.log", "train.log.json"]   # no partial file
@@ -148,3 +149,26 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(config, tmp_path):
     finally:
         if mounted:
             subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mpirun") is None and not os.environ.get("CI"),
+                    reason="Open MPI (mpirun) is not installed; scripts/run_tests.sh installs it")
+def test_a_killed_mpi_rank_ends_the_job_and_the_next_start_frees_its_memory(config, tmp_path):
+    assert shutil.which("mpirun"), "mpirun not found: install Open MPI (apt-get install openmpi-bin libopenmpi-dev)"
+    before = [e for e in _shm_entries() if e.startswith("jseg-")]
+    work_dir, log = str(tmp_path / "w"), str(tmp_path / "mpi.out")
+    script = (f'export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; '
+              f'mpirun --oversubscribe -np 2 -x PYTHONPATH "{sys.executable}" -m jseg.tools.train "{config}" '
+              f'--work-dir "{work_dir}" > "{log}" 2>&1 & mpi=$!; '
+              f'for i in $(seq 6000); do grep -q "iter 12/" "{log}" 2>/dev/null && break; sleep 0.05; done; '
+              f'for p in $(pgrep -P $mpi); do grep -qz "^OMPI_COMM_WORLD_RANK=1$" /proc/$p/environ && kill -9 $p; '
+              f'done; t0=$(date +%s%N); wait $mpi; rc=$?; t1=$(date +%s%N); '
+              f'echo "rc=$rc ms=$(( (t1 - t0) / 1000000 ))"')
+    r = _bash(script)
+    fields = dict(kv.split("=") for kv in r.stdout.split())
+    assert int(fields["rc"]) != 0, open(log).read()[-3000:]
+    assert int(fields["ms"]) < 15000, fields              # the surviving rank does not hang
+    rc, _, err = _train(config, str(tmp_path / "next"), "--cfg-options", "runner.max_iters=2")
+    assert rc == 0, err
+    assert [e for e in _shm_entries() if e.startswith("jseg-")] == before

@@ -14,6 +14,7 @@ import sys
 import cv2
 import numpy as np
 
+from ...datasets.transforms import DataError
 from . import progress, walk, write_png_atomic
 
 # Cityscapes label table: id -> trainId for the 19 evaluated classes.
@@ -28,11 +29,11 @@ def convert(root, out=print):
     gt = os.path.join(root, "gtFine")
     files = walk(gt, "_gtFine_labelIds.png")
     if not files:
-        raise SystemExit(f"cityscapes: no *_gtFine_labelIds.png under {gt} (expected gtFine/{{train,val}}/CITY/)")
+        raise DataError(f"no *_gtFine_labelIds.png under {gt} (expected gtFine/{{train,val}}/CITY/)")
     for i, path in enumerate(files, 1):
         ids = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if ids is None or ids.ndim != 2:
-            raise SystemExit(f"cityscapes: cannot read {path} as a single-channel label image")
+            raise DataError(f"cannot read {path} as a single-channel label image")
         write_png_atomic(path.replace("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png"), LUT[ids])
         progress(i, len(files), out=out)
     for split in ("train", "val"):
@@ -45,12 +46,17 @@ def convert(root, out=print):
     return len(files)
 
 
-def main(argv=None):
+def _main(argv):
     p = argparse.ArgumentParser(prog="python -m jseg.tools.convert_datasets.cityscapes", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", help="Cityscapes folder holding gtFine/ and leftImg8bit/")
     convert(p.parse_args(argv).root)
     return 0
+
+
+def main(argv=None):
+    from .._cli import run
+    return run("convert_datasets.cityscapes", _main, argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import write_png_atomic
 from ...datasets.classes import ISAID_PALETTE
+from ...datasets.transforms import DataError
 
 
 def starts(length, patch, step):
@@ -53,9 +54,9 @@ def convert(src, dst, patch=896, overlap=384, out=print):
             mask_path = os.path.join(mask_dir, name + "_instance_color_RGB.png")
             mask = cv2.imread(mask_path, cv2.IMREAD_COLOR)
             if img is None or mask is None:
-                raise SystemExit(f"isaid: cannot read {os.path.join(img_dir, fn) if img is None else mask_path}")
+                raise DataError(f"cannot read {os.path.join(img_dir, fn) if img is None else mask_path}")
             if img.shape[:2] != mask.shape[:2]:
-                raise SystemExit(f"isaid: {mask_path} is {mask.shape[:2]} but its image is {img.shape[:2]}")
+                raise DataError(f"{mask_path} is {mask.shape[:2]} but its image is {img.shape[:2]}")
             ids = colour_to_ids(mask)
             unknown += int((ids == 255).sum())
             h, w = ids.shape
@@ -71,13 +72,13 @@ def convert(src, dst, patch=896, overlap=384, out=print):
                     write_png_atomic(os.path.join(dst, "ann_dir", split, base + "_instance_color_RGB.png"), pl)
                     total += 1
     if not total:
-        raise SystemExit(f"isaid: no images under {src}/{{train,val}}/images")
+        raise DataError(f"no images under {src}/{{train,val}}/images")
     out(f"isaid: wrote {total} patch pairs ({patch}x{patch}, overlap {overlap}) to {dst}; "
         f"{unknown} mask pixels had no iSAID class colour (-> 255)")
     return total
 
 
-def main(argv=None):
+def _main(argv):
     p = argparse.ArgumentParser(prog="python -m jseg.tools.convert_datasets.isaid", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src")
@@ -87,6 +88,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     convert(a.src, a.dst, a.patch, a.overlap)
     return 0
+
+
+def main(argv=None):
+    from .._cli import run
+    return run("convert_datasets.isaid", _main, argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import zlib
 
 import numpy as np
 
+from ...errors import UserError
+
 _TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8",
           16: "u1", 17: "u2", 18: "u4"}
 _CLASS_DTYPE = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 13: "u4", 14: "i8", 15: "u8"}
@@ -16,7 +18,7 @@ MI_MATRIX, MI_COMPRESSED = 14, 15
 MX_CELL, MX_STRUCT, MX_OBJECT, MX_CHAR, MX_SPARSE = 1, 2, 3, 4, 5
 
 
-class MatError(ValueError):
+class MatError(UserError):
     pass
 
 

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from ...datasets.transforms import DataError
 from . import progress, write_png_atomic
 from .matlab import loadmat
 
@@ -30,14 +31,14 @@ def convert(voc_root, sbd_root, out=print):
     cls_dir = os.path.join(sbd_root, "cls")
     for path in (seg_dir, sets, cls_dir):
         if not os.path.isdir(path):
-            raise SystemExit(f"voc_aug: folder not found: {path}")
+            raise DataError(f"folder not found: {path}")
     aug_dir = os.path.join(voc_root, "SegmentationClassAug")
     mats = sorted(f for f in os.listdir(cls_dir) if f.endswith(".mat"))
     for i, fn in enumerate(mats, 1):
         path = os.path.join(cls_dir, fn)
         gt = loadmat(path).get("GTcls")
         if not isinstance(gt, dict) or "Segmentation" not in gt:
-            raise SystemExit(f"voc_aug: {path} has no GTcls.Segmentation")
+            raise DataError(f"{path} has no GTcls.Segmentation")
         write_png_atomic(os.path.join(aug_dir, fn[:-4] + ".png"), np.asarray(gt["Segmentation"], np.uint8))
         progress(i, len(mats), out=out)
     vocs = sorted(f for f in os.listdir(seg_dir) if f.endswith(".png"))
@@ -57,7 +58,7 @@ def convert(voc_root, sbd_root, out=print):
     return len(aug)
 
 
-def main(argv=None):
+def _main(argv):
     p = argparse.ArgumentParser(prog="python -m jseg.tools.convert_datasets.voc_aug", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("voc_root", help="VOCdevkit/VOC2012")
@@ -65,6 +66,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     convert(a.voc_root, a.sbd_root)
     return 0
+
+
+def main(argv=None):
+    from .._cli import run
+    return run("convert_datasets.voc_aug", _main, argv)
 
 
 if __name__ == "__main__":
