@@ -149,6 +149,16 @@ def test_resume_past_max_iters_is_refused(toy, tmp_path):
         Runner(tiny_cfg(toy, max_iters=1, norm="BN"), str(tmp_path / "w"), resume=str(tmp_path / "w" / "iter_2.pkl"))
 
 
+def test_a_pretrained_backbone_that_does_not_fit_says_how_to_go_on(toy, tmp_path):
+    from jseg.checkpoint import save_checkpoint
+    bad = save_checkpoint(str(tmp_path / "mscan.pkl"), state_dict={"patch_embed1.proj.0.weight": np.zeros((1, 1))})
+    cfg = tiny_cfg(toy, max_iters=1, norm="BN")
+    cfg.model.backbone["init_cfg"] = dict(type="Pretrained", checkpoint=bad)
+    with pytest.raises(CheckpointError, match=r"(?s)mscan\.pkl does not match the model.*--cfg-options "
+                                              r"model\.backbone\.init_cfg=None"):
+        Runner(cfg, str(tmp_path / "w"))
+
+
 def test_partial_files_of_a_killed_run_are_removed_and_live_ones_kept(toy, tmp_path):
     wd = tmp_path / "w"
     wd.mkdir()
