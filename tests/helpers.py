@@ -63,7 +63,7 @@ def micro_config(**model_overrides):
     from jseg.config import Config
     cfg = Config.fromfile(MICRO_CONFIG)
     for dotted, value in model_overrides.items():
-        cfg.merge_options({"model." + dotted.replace("__", "."): value})
+        cfg.merge_options({"+model." + dotted.replace("__", "."): value})  # + : may add constructor args
     return cfg
 
 
@@ -112,7 +112,7 @@ def _tiny(config, checkpoint, train=False, **model_overrides):
     from jseg.models import build_segmentor
     cfg = Config.fromfile(config)
     for dotted, value in model_overrides.items():
-        cfg.merge_options({"model." + dotted.replace("__", "."): value})
+        cfg.merge_options({"+model." + dotted.replace("__", "."): value})  # + : may add constructor args
     model = build_segmentor(cfg.model)
     load_checkpoint(model, checkpoint)
     return model.train() if train else model.eval()
