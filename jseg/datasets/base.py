@@ -202,23 +202,18 @@ class SegDataset(Dataset):
         """The next iteration starts at global batch ``start_batch`` of epoch ``epoch`` (resume)."""
         self._pos = int(epoch) * self.epoch_length() + int(start_batch) * self.batch_size
 
-    def close(self):
-        """Shut the worker pool down (it is started again when needed)."""
-        if self._pool is not None:
-            pool, token = self._pool, self._pool_token
-            self._pool = self._pool_token = None
-            pool.close()
-            pool.join()
-            _OPEN_DATASETS.discard(self)
-            if token:
-                shm.free(token)
+    def close(self, now=False):
+        """Shut the worker pool down (it is started again when needed) and free what its workers wrote.
 
-    def _abort_pool(self):
-        """Stop the workers now (an abandoned iteration: an error, SIGINT/SIGTERM) and free what they wrote."""
+        ``now``: stop the workers at once (an abandoned iteration: an error, SIGINT/SIGTERM) instead of
+        letting them finish."""
         if self._pool is not None:
             pool, token = self._pool, self._pool_token
             self._pool = self._pool_token = None
-            pool.terminate()
+            if now:
+                pool.terminate()
+            else:
+                pool.close()
             pool.join()
             _OPEN_DATASETS.discard(self)
             if token:
@@ -263,7 +258,7 @@ class SegDataset(Dataset):
                     yield self.to_jittor(result)
             finally:  # abandoned with batches loaded ahead (stopped early, an error, a signal): stop the
                 if pending:  # workers and free the shared memory they wrote
-                    self._abort_pool()
+                    self.close(now=True)
         self._pos += self.epoch_length()
 
     def __del__(self):
