@@ -154,7 +154,7 @@ def check_training_config(cfg):
     for section, schema in SECTIONS.items():
         value = cfg.get(section)
         if value is None:
-            if section in REQUIRED or section == "runner":
+            if section in REQUIRED:
                 problems.append(f"{section}: missing (expected a dict with {', '.join(REQUIRED.get(section, ()))})")
             continue
         if not isinstance(value, dict):

@@ -25,6 +25,29 @@ def install_signal_handlers():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises :class:`Interrupted` in the main thread."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    stop_jittor_compile_pool()
+
+
+def stop_jittor_compile_pool():
+    """Stop the pool of compiler processes Jittor keeps from its import on (idle once imported).
+
+    A terminal's Ctrl-C reaches them too: they died, the pool forked replacements from this
+    multi-threaded process (a fork that can deadlock), and the exit then hung on them or was cut
+    short by Jittor's SIGCHLD handler.  Jittor starts a new pool if it ever compiles a library again.
+    """
+    import atexit
+    try:
+        import jittor_utils as ju
+    except ImportError:
+        return
+    pool = getattr(ju, "p", None)
+    if pool is None or not getattr(ju, "pool_size", 0):
+        return
+    pool.terminate()
+    pool.join()
+    atexit.unregister(ju.pool_cleanup)
+    del ju.p
+    ju.pool_size = 0
 
 
 def debug_requested(argv):
