@@ -140,20 +140,28 @@ def closest(name, candidates):
     return match[0] if match else None
 
 
-def dotted_keys(obj, prefix=""):
-    """Every dotted key of a nested config (dicts by name, lists by index), parents included."""
-    out = []
+def did_you_mean(name, candidates):
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    near = closest(name, candidates)
+    return f" (did you mean {near!r}?)" if near else ""
+
+
+def _walk(obj, prefix=""):
+    """``(dotted key, value)`` of every node of a nested config (dicts by name, lists by index), parents first."""
     items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
     for k, v in items:
-        key = f"{prefix}{k}"
-        out.append(key)
-        out.extend(dotted_keys(v, key + "."))
-    return out
+        yield f"{prefix}{k}", v
+        yield from _walk(v, f"{prefix}{k}.")
 
 
-def _suggest(key, candidates):
-    near = closest(key, candidates)
-    return f" (did you mean {near!r}?)" if near else ""
+def dotted_keys(obj):
+    """Every dotted key of a nested config, parents included."""
+    return [k for k, _ in _walk(obj)]
+
+
+def flatten(obj):
+    """``{dotted key: value}`` of the leaves of a nested config (an empty dict or list is a leaf)."""
+    return {k: v for k, v in _walk(obj) if not (isinstance(v, (dict, list)) and v)}
 
 
 def _describe(value):
@@ -232,7 +240,7 @@ class Config(ConfigDict):
                         full = ".".join(walked + [k])
                         raise ConfigError(
                             f"--cfg-options {key}: the config has no key {full!r}"
-                            f"{_suggest(key, dotted_keys(self))}; to add a new key, write +{key}=...")
+                            f"{did_you_mean(key, dotted_keys(self))}; to add a new key, write +{key}=...")
                     if not last:
                         node[k] = ConfigDict()
                 if last:

@@ -5,7 +5,7 @@ No global config object: a registry only maps names to classes.
 import importlib
 import inspect
 
-from .config import ConfigError, closest
+from .config import ConfigError, closest, did_you_mean
 
 
 class Registry:
@@ -45,9 +45,8 @@ class Registry:
     def get(self, name):
         self._load()
         if name not in self._classes:
-            near = closest(str(name), self._classes)
-            raise ConfigError(f"unknown {self.name} type {name!r}" + (f" (did you mean {near!r}?)" if near else "")
-                              + f"; registered: {', '.join(sorted(self._classes))}")
+            raise ConfigError(f"unknown {self.name} type {name!r}{did_you_mean(str(name), self._classes)}"
+                              f"; registered: {', '.join(sorted(self._classes))}")
         return self._classes[name]
 
     def check(self, cfg, **defaults):

@@ -1,7 +1,7 @@
 """Batches from loader workers to the main process through ``/dev/shm``, and reclaiming what dead runs left.
 
-A loader's worker writes each array of a batch to ``/dev/shm/jseg-<owner>-<worker pid>-<n>``; the
-main process reads it into an owned array and unlinks it at once.  ``<owner>`` names the main
+A loader's worker writes each array of a batch to ``/dev/shm/jseg-<owner>-<pool>-<worker pid>-<n>``;
+the main process reads it into an owned array and unlinks it at once.  ``<owner>`` names the main
 process, which holds an exclusive ``flock`` on ``/dev/shm/jseg-<owner>.lock`` for as long as it
 lives.  The kernel releases that lock on any death (``kill -9`` included), so a later start can tell
 a dead run's segments from a live one's, whatever the process ids and PID namespaces involved:
@@ -13,6 +13,7 @@ Without ``/dev/shm`` (not Linux) arrays travel through the worker pipe instead.
 """
 import errno
 import fcntl
+import itertools
 import os
 import secrets
 import threading
@@ -156,13 +157,12 @@ def reclaim_dead():
     return freed, size
 
 
-_counter = [0]
+_counter = itertools.count(1)  # segment numbers within a worker
 
 
 def put(array, token):
     """In a worker: write ``array`` to a new segment; returns the handle the main process passes to ``take``."""
-    _counter[0] += 1
-    name = f"{PREFIX}{token}-{os.getpid()}-{_counter[0]}"
+    name = f"{PREFIX}{token}-{os.getpid()}-{next(_counter)}"
     path = os.path.join(SHM_DIR, name)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:

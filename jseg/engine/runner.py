@@ -22,6 +22,7 @@ import jittor as jt
 
 from .. import __version__
 from ..checkpoint import CheckpointError, load_checkpoint, load_state_dict, save_checkpoint, unwrap_checkpoint
+from ..config import flatten
 from ..datasets import build_dataset
 from ..errors import Interrupted, UserError
 from ..evaluation import confusion_areas, format_table, summarize
@@ -53,22 +54,6 @@ def _pid_alive(pid):
     except PermissionError:
         return True
     return True
-
-
-def _flat(cfg):
-    """``{dotted key: value}`` of the leaves of a config dict."""
-    out = {}
-    def walk(node, prefix):
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
-        if items is None:
-            out[prefix[:-1]] = node
-            return
-        if not node:
-            out[prefix[:-1]] = node
-        for k, v in items:
-            walk(v, f"{prefix}{k}.")
-    walk(cfg, "")
-    return out
 
 
 def _memory_mb():
@@ -264,7 +249,7 @@ class Runner:
                 "batch_in_epoch": self.iter % self.batches_per_epoch, "seed": self.seed,
                 "world_size": dist.world_size(), "best": self.best, "jseg_version": __version__,
                 "config": self.cfg.pretty_text(), "config_dict": self.cfg.to_dict(),
-                "work_dir": os.path.abspath(self.work_dir), "train_samples": self.train_set.num_samples(),
+                "train_samples": self.train_set.num_samples(),
                 "global_batch": self.batch, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         path = os.path.join(self.work_dir, name)
         save_checkpoint(path, self.model, meta=meta, optimizer=optimizer_state(self.optimizer))
@@ -320,7 +305,7 @@ class Runner:
 
     def _report_config_changes(self, path, meta):
         if meta.get("config_dict") is not None:
-            old, new = _flat(meta["config_dict"]), _flat(self.cfg.to_dict())
+            old, new = flatten(meta["config_dict"]), flatten(self.cfg.to_dict())
             diff = [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
                     for k in sorted(set(old) | set(new)) if old.get(k, "(absent)") != new.get(k, "(absent)")]
             if diff:

@@ -137,7 +137,7 @@ SECTIONS = {
 REQUIRED = {"runner": ("max_iters",), "data": ("train",), "optimizer": ("type", "lr"), "lr_config": ("policy",)}
 # top-level runtime keys of mmseg configs: what jseg does with each
 TOP_LEVEL = {
-    "seed": lambda v: _int(0)(v),
+    "seed": _int(0),
     "work_dir": lambda v: None if v is None or isinstance(v, str) else "expected a path",
     "load_from": lambda v: None if v is None or isinstance(v, str) else "expected a checkpoint path or None",
     "resume_from": _none_only("jseg resumes only when asked on the command line: pass --resume CHECKPOINT"),

@@ -89,13 +89,11 @@ def run(prog, main, argv=None):
     try:
         return main(argv)
     except KeyboardInterrupt as e:
-        signum = getattr(e, "signum", signal.SIGINT)
-        detail = getattr(e, "detail", "")
-        print(f"{_prefix(prog)}: stopped by {signal.Signals(signum).name}" + (f"; {detail}" if detail else ""),
-              file=sys.stderr, flush=True)
+        stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
+        print(f"{_prefix(prog)}: {stop}", file=sys.stderr, flush=True)
         if debug:
             traceback.print_exc()
-        return 128 + int(signum)
+        return 128 + stop.signum
     except Exception as e:  # noqa: BLE001 -- sorted below: user errors get one line, bugs their traceback
         if isinstance(e, UserError):
             status, line = 2, one_line(e)

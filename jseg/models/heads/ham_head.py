@@ -22,7 +22,7 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
-from ...config import ConfigError, closest
+from ...config import ConfigError, did_you_mean
 from ...registry import MODELS
 from ..layers import ConvModule, bmm, resize
 from .decode_head import BaseDecodeHead
@@ -77,9 +77,8 @@ class NMF2D(nn.Module):
         args = {}
         for k, v in (ham_kwargs or {}).items():
             if k not in _HAM_KWARGS:
-                near = closest(k, _HAM_KWARGS)
-                raise ConfigError(f"decode_head.ham_kwargs: unknown key {k!r}"
-                                  + (f" (did you mean {near!r}?)" if near else "") + f"; known: {sorted(_HAM_KWARGS)}")
+                raise ConfigError(f"decode_head.ham_kwargs: unknown key {k!r}{did_you_mean(k, _HAM_KWARGS)}; "
+                                  f"known: {sorted(_HAM_KWARGS)}")
             if _HAM_KWARGS[k] is not None:
                 args[_HAM_KWARGS[k]] = v
         return cls(**args)
