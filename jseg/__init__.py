@@ -8,8 +8,4 @@ import jittor as _jt  # noqa: E402
 _jt.flags.python_path = _env.canonical_python()  # one kernel cache for python, python3, python3.X
 
 from .version import __version__  # noqa: E402,F401
-
-# Use the GPU whenever Jittor found one.  Set before any model is built: Jittor
-# picks its CUDA depthwise-conv kernel when nn.Conv2d is constructed.
-if _jt.has_cuda:
-    _jt.flags.use_cuda = 1
+from .device import select_device  # noqa: E402,F401  (GPU or CPU: chosen explicitly, see jseg/device.py)

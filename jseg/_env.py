@@ -2,8 +2,9 @@
 
 Jittor reads its configuration from environment variables at import time, so
 everything here must run before jittor is imported (``jseg/__init__.py`` calls
-:func:`prepare` first thing).  Every default yields to a value the user already
-exported.  Facts behind each rule: ``shared/docs/jittor_notes.md``.
+:func:`prepare` first thing); what can wait (the device: ``jseg/device.py``) is
+not done here.  Every default yields to a value the user already exported.
+README "What ``import jseg`` does" lists each rule and why.
 
 * No CUDA driver → ``nvcc_path=""``; otherwise Jittor finds an ``nvcc`` on PATH
   and dies dlopen-ing ``libcudart.so`` at import.
@@ -25,7 +26,7 @@ _DNNL_DIR = "dnnl_lnx_2.2.0_cpu_gomp"  # the folder name Jittor 1.3.11 looks for
 _DEBIAN_INCLUDE = "/usr/include/oneapi/dnnl"
 _DEBIAN_LIBS = ("/usr/lib/x86_64-linux-gnu/libdnnl.so.2", "/usr/lib/aarch64-linux-gnu/libdnnl.so.2")
 
-# What prepare() decided, for `python -m jseg.tools.env` style reporting and tests.
+# What prepare() decided (tests/test_env.py checks it against the machine).
 STATE = {}
 
 
@@ -105,8 +106,6 @@ def prepare():
     """Set Jittor's environment defaults.  Idempotent; call before importing jittor."""
     if STATE.get("prepared"):
         return STATE
-    if "jittor" in sys.modules:
-        STATE["late"] = True  # too late to change anything: jittor already read its env
     cuda = has_cuda_driver()
     STATE["cuda_driver"] = cuda
     if not cuda and "nvcc_path" not in os.environ:

@@ -2,18 +2,16 @@
 
 Layouts understood (torch is never needed: ``jt.load`` parses ``.pth`` files):
 
-* official segmentor checkpoints ``{'meta', 'state_dict'[, 'optimizer']}`` with
-  ``backbone.`` / ``decode_head.`` keys (mmseg 0.x, SegNeXt release);
-* the mmseg 1.x key layout (``...mlp.dwconv.weight`` instead of ``...mlp.dwconv.dwconv.weight``);
-* ImageNet MSCAN checkpoints ``{'state_dict': {unprefixed backbone keys, head.*}}`` and NVlabs
-  ImageNet MiT checkpoints ``mit_b*.pth`` (flat ``{key: tensor}``); the classifier ``head.*`` is
-  dropped and reported;
-* ImageNet EfficientFormerV2 checkpoints ``{'model': ...}`` (``head``, ``dist_head`` and the final
-  ``norm`` dropped and reported) and CGRSeg checkpoints of either ``linear_fuse`` spelling;
-* the mmseg 1.x MiT layout (``layers.{i}.{0,1,2}...``, fused ``in_proj``, 1x1-conv FFN weights),
-  converted to NVlabs' names and shapes (``mit_mmseg1_to_official``);
+* segmentor checkpoints ``{'meta', 'state_dict'[, 'optimizer']}`` with ``backbone.`` /
+  ``decode_head.`` keys; ImageNet backbone checkpoints (``{'state_dict': ...}``,
+  ``{'model': ...}`` or flat), whose classifier keys are dropped and reported;
 * plain state dicts (``{key: tensor}``), a ``module.`` prefix (DataParallel) stripped;
 * jseg's own ``.pkl`` (``{'meta', 'state_dict': {key: ndarray}}``) and ``.npz`` state dicts.
+
+What is particular to one model family (another release's key names, which prefixes
+mark its ImageNet checkpoints, which classifier keys to drop, what a failed load
+means) is that family's ``CheckpointRules``, kept beside the model and applied here
+without naming it.
 
 Every key of the checkpoint ends up in exactly one of: loaded (possibly
 renamed), dropped (with a reason), unexpected; every model key not loaded is
@@ -22,7 +20,6 @@ missing, unexpected or mis-shaped unless ``strict=False``.
 """
 import os
 import pickle
-import re
 from collections import OrderedDict
 
 import numpy as np
@@ -31,8 +28,6 @@ import jittor as jt
 from .errors import UserError
 
 _SCALAR_KEYS = ("num_batches_tracked",)
-# integer buffers PyTorch keeps as int64 (Jittor holds int32): written back as int64
-_INT64_KEYS = ("num_batches_tracked", "attention_bias_idxs", "attention_bias_idxs_seg")
 
 
 class CheckpointError(UserError):
@@ -97,12 +92,51 @@ def unwrap_checkpoint(obj, name="checkpoint"):
 
 # ----------------------------------------------------------------------------- key maps
 
-# mmseg 1.x inlines MSCAN's DWConv wrapper: block{i}.{j}.mlp.dwconv.{w,b} <-> official ...mlp.dwconv.dwconv.{w,b}
-_MM1_RENAMES = [(re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.(weight|bias)$"), r"\1.dwconv.\2")]
-_BACKBONE_HINTS = ("patch_embed", "block", "norm", "network.")
-# ImageNet classifiers: MSCAN / MiT ``head``; EfficientFormerV2 ``head`` + ``dist_head`` (+ a final ``norm``)
-_IMAGENET_HEADS = ("head.", "dist_head.")
-_SEG_ONLY_KEYS = ("attention_biases_seg", "attention_bias_idxs_seg")
+
+class CheckpointRules:
+    """What one model family knows about the checkpoints released for it.
+
+    A model class (a backbone, a head) carries ``checkpoint_rules = CheckpointRules(...)``.  Loading into
+    a model applies the rules of every class in it; converting without a model (``convert_checkpoint``
+    without a config) applies those of every registered model class.  Nothing here names a model.
+
+    Args:
+        backbone_prefixes: key prefixes that mark an unprefixed backbone (ImageNet) checkpoint.
+        classifier_keys: ``{prefix: reason}``: keys of such a checkpoint that the model lacks and that are
+            dropped (and reported) rather than refused: ImageNet classifier heads, a final norm.
+        init_only_suffixes: model keys an ImageNet checkpoint cannot have; they keep their initial values.
+        convert: ``state_dict -> (state_dict, [(old key, new key)])``: another released layout (mmseg 1.x)
+            to the official names and shapes; keys it does not know come back unchanged.
+        hint: ``LoadReport -> str or None``: what a failed strict load means for this family.
+    """
+
+    def __init__(self, backbone_prefixes=(), classifier_keys=None, init_only_suffixes=(), convert=None, hint=None):
+        self.backbone_prefixes = tuple(backbone_prefixes)
+        self.classifier_keys = dict(classifier_keys or {})
+        self.init_only_suffixes = tuple(init_only_suffixes)
+        self.convert = convert
+        self.hint = hint
+
+
+def model_rules(model):
+    """The ``CheckpointRules`` of the classes in ``model`` (each once, in module order)."""
+    rules = []
+    for m in model.modules():
+        r = getattr(type(m), "checkpoint_rules", None)
+        if r is not None and all(r is not seen for seen in rules):
+            rules.append(r)
+    return rules
+
+
+def registered_rules():
+    """The ``CheckpointRules`` of every registered model class (for conversions without a model)."""
+    from .registry import MODELS
+    rules = []
+    for name in MODELS.names():
+        r = getattr(MODELS.get(name), "checkpoint_rules", None)
+        if r is not None and all(r is not seen for seen in rules):
+            rules.append(r)
+    return rules
 
 
 class LoadReport:
@@ -150,57 +184,62 @@ class LoadReport:
             for why, keys in reasons.items():
                 lines.append(f"dropped ({len(keys)}, {why}): {self._fmt(keys, 5)}")
         if self.initialised:
-            lines.append(f"kept at initialisation ({len(self.initialised)}, segmentation-only attention-bias "
-                         f"tables absent from ImageNet checkpoints): {self._fmt(self.initialised, 5)}")
+            lines.append(f"kept at initialisation ({len(self.initialised)}, keys an ImageNet checkpoint "
+                         f"cannot have): {self._fmt(self.initialised, 5)}")
         return "\n".join(lines + self.problems())
 
 
-def detect_layout(keys):
+def detect_layout(keys, rules):
+    """``'segmentor'`` (backbone./decode_head. keys), ``'backbone'`` (a prefix some rules name) or ``'unknown'``."""
     keys = list(keys)
     if any(k.startswith(("backbone.", "decode_head.")) for k in keys):
         return "segmentor"
-    if any(k.startswith(_BACKBONE_HINTS) for k in keys):
+    prefixes = tuple(p for r in rules for p in r.backbone_prefixes)
+    if prefixes and any(k.startswith(prefixes) for k in keys):
         return "backbone"
     return "unknown"
 
 
-def map_keys(ckpt_keys, model_keys, target="segmentor"):
+def convert_layouts(state_dict, rules):
+    """Apply every rule's ``convert`` (other released layouts -> official names): ``(state_dict, renamed)``."""
+    renamed = []
+    for r in rules:
+        if r.convert is not None:
+            state_dict, done = r.convert(state_dict)
+            renamed.extend(done)
+    return state_dict, renamed
+
+
+def to_official_keys(state_dict):
+    """Rename every layout a registered model knows to the official names (the converter without a model)."""
+    return convert_layouts(state_dict, registered_rules())
+
+
+def map_keys(ckpt_keys, model_keys, target="segmentor", rules=()):
     """Explicit key map: ``{checkpoint key: model key}`` plus a LoadReport accounting for every key.
 
-    ``target``: ``'segmentor'`` (model keys start with backbone./decode_head.) or ``'backbone'``.
+    ``target``: ``'segmentor'`` (model keys start with backbone./decode_head.), ``'backbone'``, or
+    anything else for a bare module (keys used as they are).  ``rules``: the model's ``CheckpointRules``.
     """
     model_keys = set(model_keys)
-    layout = detect_layout(ckpt_keys)
+    layout = detect_layout(ckpt_keys, rules)
     report = LoadReport(layout)
+    classifier = {p: why for r in rules for p, why in r.classifier_keys.items()}
     mapping = OrderedDict()
     for k in ckpt_keys:
         dst = k
         if target == "segmentor" and layout == "backbone":
-            if k.startswith(_IMAGENET_HEADS):
-                report.dropped.append((k, "ImageNet classifier head"))
-                continue
-            if k.startswith("norm.") and "backbone." + k not in model_keys:
-                report.dropped.append((k, "ImageNet classifier's final norm"))
-                continue
             dst = "backbone." + k
         elif target == "backbone" and layout == "segmentor":
             if not k.startswith("backbone."):
                 report.dropped.append((k, "not a backbone key"))
                 continue
             dst = k[len("backbone."):]
-        elif target == "backbone" and layout == "backbone" and k.startswith(_IMAGENET_HEADS):
-            report.dropped.append((k, "ImageNet classifier head"))
-            continue
-        elif target == "backbone" and layout == "backbone" and k.startswith("norm.") and k not in model_keys:
-            report.dropped.append((k, "ImageNet classifier's final norm"))
-            continue
-        if dst not in model_keys:
-            for pattern, repl in _MM1_RENAMES:
-                alt = pattern.sub(repl, dst)
-                if alt != dst and alt in model_keys:
-                    report.renamed.append((k, alt))
-                    dst = alt
-                    break
+        if target in ("segmentor", "backbone") and layout == "backbone" and dst not in model_keys:
+            why = next((why for p, why in classifier.items() if k.startswith(p)), None)
+            if why is not None:
+                report.dropped.append((k, why))
+                continue
         if dst in model_keys:
             if dst in mapping.values():
                 raise CheckpointError(f"two checkpoint keys map to model key {dst!r}")
@@ -209,77 +248,11 @@ def map_keys(ckpt_keys, model_keys, target="segmentor"):
             report.unexpected.append(k)
     report.missing = sorted(model_keys - set(mapping.values()))
     if layout == "backbone":
-        # ImageNet EfficientFormerV2 has no segmentation bias tables: they keep their init (zeros, recomputed
-        # index tables), as the authors' non-strict load leaves them
-        report.initialised = [k for k in report.missing if k.endswith(_SEG_ONLY_KEYS)]
-        report.missing = [k for k in report.missing if not k.endswith(_SEG_ONLY_KEYS)]
+        init_only = tuple(s for r in rules for s in r.init_only_suffixes)
+        if init_only:
+            report.initialised = [k for k in report.missing if k.endswith(init_only)]
+            report.missing = [k for k in report.missing if not k.endswith(init_only)]
     return mapping, report
-
-
-_MM1_MIT = re.compile(r"^(backbone\.)?layers\.(\d+)\.([012])\.(.+)$")
-_MM1_MIT_FFN = {"0": "mlp.fc1", "1": "mlp.dwconv.dwconv", "4": "mlp.fc2"}
-
-
-def mit_mmseg1_to_official(state_dict):
-    """mmseg-1.x MiT keys -> NVlabs names and shapes (the inverse of mmseg's ``mit2mmseg.py``).
-
-    ``layers.{i}.0.projection`` -> ``patch_embed{i+1}.proj``; ``layers.{i}.2`` -> ``norm{i+1}``;
-    in block ``layers.{i}.1.{j}``: ``attn.attn.in_proj_{weight,bias}`` (rows [q; k; v]) is split into
-    ``attn.q`` and ``attn.kv`` (rows [k; v]), ``attn.attn.out_proj`` -> ``attn.proj``,
-    ``ffn.layers.{0,1,4}`` -> ``mlp.fc1`` / ``mlp.dwconv.dwconv`` / ``mlp.fc2`` (1x1-conv weights
-    reshaped to Linear).  A ``backbone.`` prefix is kept.  Returns ``(state_dict, renamed)``;
-    a state dict without such keys comes back unchanged.
-    """
-    if not any(_MM1_MIT.match(k) for k in state_dict):
-        return state_dict, []
-    out, renamed = OrderedDict(), []
-    for k, v in state_dict.items():
-        m = _MM1_MIT.match(k)
-        if not m:
-            out[k] = v
-            continue
-        prefix, stage, part, rest = m.group(1) or "", int(m.group(2)) + 1, m.group(3), m.group(4)
-        if part == "0":
-            new = {f"{prefix}patch_embed{stage}.{rest.replace('projection.', 'proj.', 1)}": v}
-        elif part == "2":
-            new = {f"{prefix}norm{stage}.{rest}": v}
-        else:
-            j, sub = rest.split(".", 1)
-            base = f"{prefix}block{stage}.{j}."
-            if sub.startswith("attn.attn.in_proj_"):
-                kind = sub[len("attn.attn.in_proj_"):]
-                C = v.shape[0] // 3
-                new = {base + f"attn.q.{kind}": np.ascontiguousarray(v[:C]),
-                       base + f"attn.kv.{kind}": np.ascontiguousarray(v[C:])}
-            elif sub.startswith("attn.attn.out_proj."):
-                new = {base + "attn.proj." + sub[len("attn.attn.out_proj."):]: v}
-            elif sub.startswith("ffn.layers."):
-                idx, kind = sub[len("ffn.layers."):].split(".", 1)
-                if idx not in _MM1_MIT_FFN:
-                    raise CheckpointError(f"{k}: unknown mmseg-1.x MixFFN layer index {idx} (expected 0, 1 or 4)")
-                if idx in ("0", "4") and kind == "weight":
-                    v = v.reshape(v.shape[0], v.shape[1])
-                new = {base + f"{_MM1_MIT_FFN[idx]}.{kind}": v}
-            else:  # norm1, norm2, attn.sr, attn.norm keep their names
-                new = {base + sub: v}
-        for dst, val in new.items():
-            out[dst] = val
-            renamed.append((k, dst))
-    return out, renamed
-
-
-def to_official_keys(state_dict):
-    """Rename mmseg-1.x keys to the official layout (used by the converter without a model)."""
-    state_dict, renamed = mit_mmseg1_to_official(state_dict)
-    out = OrderedDict()
-    for k, v in state_dict.items():
-        dst = k
-        for pattern, repl in _MM1_RENAMES:
-            if pattern.match(k) and ".dwconv.dwconv." not in k:
-                dst = pattern.sub(repl, k)
-                renamed.append((k, dst))
-        out[dst] = v
-    return out, renamed
 
 
 # ----------------------------------------------------------------------------- model <-> arrays
@@ -294,13 +267,14 @@ def _same_shape(a, b, key):
 
 
 def model_state_dict(model):
-    """``{key: ndarray}`` with the official shapes/dtypes (``num_batches_tracked``: 0-d int64)."""
+    """``{key: ndarray}`` with the official shapes/dtypes (``num_batches_tracked``: 0-d int64; integer
+    tables int64, as PyTorch holds every index tensor, where Jittor may hold int32)."""
     out = OrderedDict()
     for k, v in model.state_dict().items():
         a = v.numpy()
         if k.endswith(_SCALAR_KEYS):
             a = np.asarray(a.reshape(()), dtype=np.int64)
-        elif k.endswith(_INT64_KEYS):
+        elif np.issubdtype(a.dtype, np.integer):
             a = a.astype(np.int64)
         out[k] = a
     return out
@@ -321,27 +295,18 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
     params = model.state_dict()
     if target is None:
         target = "segmentor" if any(k.startswith("backbone.") for k in params) else "backbone"
-    state_dict, mit_renamed = mit_mmseg1_to_official(state_dict)
-    mapping, report = map_keys(list(state_dict), list(params), target)
-    report.renamed[:0] = mit_renamed
+    rules = model_rules(model)
+    state_dict, converted = convert_layouts(state_dict, rules)
+    mapping, report = map_keys(list(state_dict), list(params), target, rules)
+    report.renamed[:0] = converted
     for src, dst in mapping.items():
         shape = state_dict[src].shape
         if not _same_shape(shape, params[dst].shape, dst):
             report.mismatched.append((dst, shape, tuple(params[dst].shape)))
     if strict and not report.ok:
-        hint = ""
-        if any(k.startswith(("decode_head.fusion_conv.", "decode_head.convs.")) for k in report.unexpected):
-            hint = ("\n(this checkpoint has mmseg-1.x's SegformerHead, a different head from NVlabs' all-MLP "
-                    "decoder: only its backbone can be loaded, e.g. load_checkpoint(model.backbone, path))")
-        if "decode_head.linear_fuse.weight" in report.unexpected and \
-                "decode_head.linear_fuse.conv.weight" in report.missing:
-            hint = ("\n(a CGRSeg checkpoint from before the authors' commit 8ef4bcf, where linear_fuse was a plain "
-                    "conv with bias: build the head with --cfg-options model.decode_head.legacy_linear_fuse=True)")
-        elif "decode_head.linear_fuse.conv.weight" in report.unexpected and \
-                "decode_head.linear_fuse.weight" in report.missing:
-            hint = ("\n(a CGRSeg checkpoint with the current linear_fuse (ConvModule: conv + BN + ReLU): build the "
-                    "head without legacy_linear_fuse)")
-        raise CheckpointError(f"{name} does not match the model:\n  " + "\n  ".join(report.problems()) + hint
+        hints = [h for h in (r.hint(report) for r in rules if r.hint is not None) if h]
+        raise CheckpointError(f"{name} does not match the model:\n  " + "\n  ".join(report.problems())
+                              + "".join(f"\n({h})" for h in hints)
                               + (f"\n({strict_hint})" if strict_hint else ""))
     bad = {k for k, _, _ in report.mismatched}
     for src, dst in mapping.items():

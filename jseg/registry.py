@@ -42,6 +42,10 @@ class Registry:
             return c
         return add(cls) if cls is not None else add
 
+    def remove(self, name):
+        """Forget ``name`` (a plugin or a test that registered a class for a while)."""
+        self._classes.pop(name, None)
+
     def get(self, name):
         self._load()
         if name not in self._classes:

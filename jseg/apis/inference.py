@@ -9,7 +9,8 @@ through the config's test pipeline (resize, whole or slide inference, optional
 multi-scale + flip) and comes back at its original resolution.
 
 ``seed``: SegNeXt's Ham head starts its matrix decomposition from random bases.  With a
-seed, the bases of an image are drawn from ``(seed, the image's content)``: the same
+seed, an image's random streams (``jseg.models.random_streams``) are keyed by ``(seed, the
+image's content)``: the same
 image gives the same result with the same seed, wherever it is in the list, whatever
 else is in the list and in every call (and ``jseg.tools.infer`` gives the same labels).
 Another seed gives other bases, so the probabilities differ slightly.  Models without a
@@ -19,28 +20,15 @@ import copy
 import hashlib
 
 import numpy as np
-import jittor as jt
 
 from ..checkpoint import load_checkpoint
 from ..config import Config
 from ..datasets import DATASETS
+from ..device import select_device
 from ..datasets.transforms import Compose, DataError
 from ..datasets.transforms.loading import read_image
 from ..datasets.transforms.test_time_aug import enable_aug_test
 from ..models import build_segmentor
-
-def _set_device(device):
-    if device == "auto":
-        jt.flags.use_cuda = int(bool(jt.has_cuda))
-    elif device == "cpu":
-        jt.flags.use_cuda = 0
-    elif device in ("cuda", "gpu"):
-        if not jt.has_cuda:
-            raise RuntimeError("device='cuda' asked for, but Jittor found no CUDA")
-        jt.flags.use_cuda = 1
-    else:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-
 
 def _classes_and_palette(cfg, meta):
     classes, palette = meta.get("CLASSES"), meta.get("PALETTE")
@@ -65,7 +53,7 @@ def init_model(config, checkpoint=None, device="auto", cfg_options=None, strict=
     The key report of the load is in ``model.load_report``; class names and palette (from the
     checkpoint's meta, else the config's test dataset) in ``model.CLASSES`` / ``model.PALETTE``.
     """
-    _set_device(device)
+    select_device(device)
     cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
     if cfg_options:
         cfg.merge_options(cfg_options)
@@ -90,7 +78,7 @@ def _test_pipeline(cfg, aug_test):
 
 
 def image_key(img):
-    """Four 32-bit words of the SHA-256 of an image's shape and pixels: seeds its Ham bases."""
+    """Four 32-bit words of the SHA-256 of an image's shape and pixels: keys its random streams."""
     h = hashlib.sha256(repr((img.shape, img.dtype.str)).encode())
     h.update(np.ascontiguousarray(img).data)
     return tuple(int.from_bytes(h.digest()[i:i + 4], "little") for i in range(0, 16, 4))
@@ -114,7 +102,7 @@ def inference_model(model, imgs, seed=0, aug_test=False, return_probs=False):
                          "ori_shape": arr.shape, "pad_shape": arr.shape, "scale_factor": 1.0,
                          "rng": np.random.default_rng(seed)})
         # stream 2: inference; keyed by content, not position (an image's result must not depend on its neighbours)
-        prob = model.infer_test_sample(data, arr.shape[:2], nmf_key=(seed, 2, *image_key(arr)))
+        prob = model.infer_test_sample(data, arr.shape[:2], sample_key=(seed, 2, *image_key(arr)))
         labels.append(prob.argmax(0).astype(np.int64))
         probs.append(prob.astype(np.float32))
     if single:

@@ -1,5 +1,6 @@
 """Datasets and the data pipeline (transforms run on NumPy arrays, in the loader's workers)."""
-from .base import DATASETS, CustomDataset, RepeatDataset, SegDataset, build_dataset  # noqa: F401
+from .custom import DATASETS, CustomDataset, RepeatDataset, build_dataset
+from .loader import SegDataset  # noqa: F401
 from .transforms import Compose, DataError  # noqa: F401
 from .ade import ADE20KDataset  # noqa: F401
 from .cityscapes import CityscapesDataset  # noqa: F401

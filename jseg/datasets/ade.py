@@ -1,5 +1,5 @@
 """ADE20K (SceneParsing, 150 classes): images/{training,validation}/*.jpg, annotations/*/*.png; label 0 = other -> ignored (reduce_zero_label)."""
-from .base import DATASETS, CustomDataset
+from .custom import DATASETS, CustomDataset
 from .classes import ADE20K_CLASSES, ADE20K_PALETTE
 
 

@@ -1,5 +1,5 @@
 """Cityscapes (19 classes): leftImg8bit/{train,val}/CITY/*_leftImg8bit.png, gtFine/{train,val}/CITY/*_gtFine_labelTrainIds.png (make them with jseg.tools.convert_datasets.cityscapes)."""
-from .base import DATASETS, CustomDataset
+from .custom import DATASETS, CustomDataset
 from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 
 

@@ -1,5 +1,5 @@
 """COCO-Stuff 164k (171 classes): images/{train2017,val2017}/*.jpg, annotations/*/*_labelTrainIds.png (make them with jseg.tools.convert_datasets.coco_stuff)."""
-from .base import DATASETS, CustomDataset
+from .custom import DATASETS, CustomDataset
 from .classes import COCO_STUFF_CLASSES, COCO_STUFF_PALETTE
 
 

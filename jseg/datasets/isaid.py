@@ -1,5 +1,5 @@
 """iSAID (16 classes incl. background): img_dir/*.png patches, ann_dir/*_instance_color_RGB.png class-id maps (make them with jseg.tools.convert_datasets.isaid)."""
-from .base import DATASETS, CustomDataset
+from .custom import DATASETS, CustomDataset
 from .classes import ISAID_CLASSES, ISAID_PALETTE
 
 

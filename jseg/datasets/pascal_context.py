@@ -1,5 +1,5 @@
 """Pascal Context, 60 classes incl. background (label 0): JPEGImages/*.jpg, SegmentationClassContext/*.png, split ImageSets/SegmentationContext/{train,val}.txt."""
-from .base import DATASETS, CustomDataset
+from .custom import DATASETS, CustomDataset
 from .classes import PASCAL_CONTEXT_59_CLASSES, PASCAL_CONTEXT_59_PALETTE, PASCAL_CONTEXT_60_CLASSES, PASCAL_CONTEXT_60_PALETTE
 
 

@@ -18,7 +18,7 @@ import shutil
 import cv2
 import numpy as np
 
-from .base import DATASETS, CustomDataset
+from .custom import DATASETS, CustomDataset
 
 TOY_CLASSES = ("background", "disc", "square", "triangle", "ring", "bar")
 TOY_PALETTE = ((120, 120, 120), (220, 20, 60), (0, 80, 200), (40, 170, 40), (230, 200, 0), (150, 60, 200))

@@ -1,5 +1,5 @@
 """Pascal VOC 2012 (21 classes incl. background): JPEGImages/*.jpg, SegmentationClass[Aug]/*.png, a split file ImageSets/Segmentation/{train,val,aug}.txt (the SBD aug set: jseg.tools.convert_datasets.voc_aug)."""
-from .base import DATASETS, CustomDataset
+from .custom import DATASETS, CustomDataset
 from .classes import VOC_CLASSES, VOC_PALETTE
 
 

@@ -2,8 +2,8 @@
 
 Everything random in an iteration is a function of ``(seed, iteration)``:
 Jittor's RNG (drop path, dropout) is re-seeded every iteration, each sample's
-augmentation comes from ``(seed, epoch, index)`` and its Ham bases from
-``(seed, iteration, position in the global batch)``.  A resumed run therefore
+augmentation comes from ``(seed, epoch, index)`` and its random streams (Ham bases)
+from ``(seed, iteration, position in the global batch)``.  A resumed run therefore
 continues exactly as if it had not stopped, and N processes with the same
 global batch compute what one process would.
 """
@@ -17,7 +17,6 @@ import resource
 import signal
 import time
 
-import numpy as np
 import jittor as jt
 
 from .. import __version__
@@ -25,9 +24,10 @@ from ..checkpoint import CheckpointError, load_checkpoint, load_state_dict, save
 from ..config import flatten
 from ..datasets import build_dataset
 from ..errors import Interrupted, UserError
-from ..evaluation import confusion_areas, format_table, summarize
+from ..evaluation import evaluate, format_table
 from ..models import build_segmentor
-from . import dist
+from ..models.random_streams import random_streams
+from .. import dist
 from .optim import build_optimizer, load_optimizer_state, optimizer_state
 from .schedule import build_lr_schedule
 from .settings import check_training_config
@@ -91,39 +91,6 @@ class Logger:
                 f.write(text)
         except OSError as e:  # a full disk: name the file (a failed write's error names none)
             raise OSError(e.errno, f"cannot write the log ({e.strerror or e})", path) from e
-
-
-def show_paths(dataset, show_dir):
-    """Where ``evaluate(show_dir=...)`` writes the prediction of each image (its relative name, ``.png``)."""
-    return [os.path.join(show_dir, os.path.splitext(info["filename"])[0] + ".png") for info in dataset.img_infos]
-
-
-def evaluate(model, dataset, seed=0, log=None, show_dir=None):
-    """Sharded evaluation: rank r takes images r, r+W, ...; histograms are summed over ranks.
-
-    Returns ``summarize`` of the dataset (identical on every rank and for any number of ranks).
-    """
-    was_training = model.is_training()
-    model.eval()
-    num_classes = len(dataset.CLASSES)
-    areas = np.zeros((3, num_classes), np.int64)
-    indices = list(range(dist.rank(), dataset.num_samples(), dist.world_size()))
-    shown = show_paths(dataset, show_dir) if show_dir else None
-    t0 = time.time()
-    for n, idx in enumerate(indices, 1):
-        sample = dataset.get_sample(idx, np.random.default_rng([seed, idx]))
-        gt = dataset.get_gt_seg_map(idx)
-        prob = model.infer_test_sample(sample, gt.shape[:2], nmf_key=(seed, 1, idx))  # stream 1: evaluation
-        pred = np.argmax(prob, axis=0)
-        areas += confusion_areas(pred, gt, num_classes, dataset.ignore_index)
-        if show_dir:
-            from ..visualization import save_colored
-            save_colored(shown[idx], pred, dataset.PALETTE)
-        if log and dist.is_main() and (n == len(indices) or n % 50 == 0):
-            log(f"eval {n}/{len(indices)} (this rank) {time.time() - t0:.1f} s")
-    if was_training:
-        model.train()
-    return summarize(dist.all_reduce_sum(areas).astype(np.int64))
 
 
 class Runner:
@@ -345,10 +312,10 @@ class Runner:
             while self.iter < stop:
                 batch = next(batches)
                 jt.set_seed(self.seed * 1000003 + self.iter)
-                self.model.set_nmf_sample_keys(  # stream 0: training; j = position in the global batch
-                    [(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)])
                 self.schedule.apply(self.optimizer, self.iter)
-                losses = self.model.forward_train(batch["img"], batch["gt_semantic_seg"])
+                # stream 0: training; j = position in the global batch
+                with random_streams([(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)]):
+                    losses = self.model.forward_train(batch["img"], batch["gt_semantic_seg"])
                 loss, log_vars = self.model.parse_losses(losses)
                 if not all(math.isfinite(v) for v in log_vars.values()):
                     raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping "

@@ -14,8 +14,8 @@ import jittor as jt
 from jittor import nn
 
 from ..registry import MODELS
-from .layers import resize
-from .heads.ham_head import NMF2D
+from .layers import no_own_macs, resize
+from .random_streams import random_streams
 
 
 def slide_grid(height, width, crop_size, stride):
@@ -67,27 +67,6 @@ class EncoderDecoder(nn.Module):
     def init_weights(self):
         """Load the backbone's pretrained weights if configured (call after construction)."""
         return self.backbone.init_weights()
-
-    # ------------------------------------------------------------------ NMF bases control
-    def nmf_modules(self):
-        return [m for m in self.modules() if isinstance(m, NMF2D)]
-
-    def seed_nmf(self, seed):
-        """Reproducible Ham bases: every NMF2D draws from ``np.random.default_rng(seed + i)``."""
-        for i, m in enumerate(self.nmf_modules()):
-            m.seed(None if seed is None else seed + i)
-
-    def set_nmf_sample_keys(self, keys):
-        """Per-sample reproducible bases (see ``NMF2D.set_sample_keys``); None switches it off."""
-        for m in self.nmf_modules():
-            m.set_sample_keys(keys)
-
-    def inject_nmf_bases(self, bases_list):
-        """Queue bases for the next forwards (one ``(B*S, D, R)`` array per forward, e.g. per slide crop)."""
-        mods = self.nmf_modules()
-        if len(mods) != 1:
-            raise RuntimeError(f"inject_nmf_bases needs exactly one NMF2D in the model, found {len(mods)}")
-        mods[0].inject_bases(bases_list)
 
     # ------------------------------------------------------------------ forward
     def extract_feat(self, img):
@@ -187,18 +166,15 @@ class EncoderDecoder(nn.Module):
             total = prob if total is None else total + prob
         return total / len(views)
 
-    def infer_test_sample(self, sample, ori_shape, nmf_key=None):
+    def infer_test_sample(self, sample, ori_shape, sample_key=None):
         """Probabilities (K, H, W) NumPy for one test-pipeline sample (``img``: a list of (C, h, w) views,
-        ``img_metas``: their flip flags); ``nmf_key`` seeds the Ham bases of this image."""
+        ``img_metas``: their flip flags); ``sample_key`` keys this image's random streams (see
+        ``random_streams``: the same key, the same result)."""
         views = [(jt.array(np.array(v[None], copy=True)), m.get("flip", False),
                   m.get("flip_direction", "horizontal"), m.get("img_shape"))
                  for v, m in zip(sample["img"], sample["img_metas"])]
-        self.set_nmf_sample_keys(None if nmf_key is None else [nmf_key])
-        try:
-            with jt.no_grad():
-                return self.aug_test(views, ori_shape=tuple(ori_shape)).numpy()[0]
-        finally:
-            self.set_nmf_sample_keys(None)
+        with random_streams(None if sample_key is None else [sample_key]), jt.no_grad():
+            return self.aug_test(views, ori_shape=tuple(ori_shape)).numpy()[0]
 
     def predict(self, img, scales=(1.0,), flip=False, ori_shape=None):
         """Label map (B, H, W) for normalised images, with optional multi-scale/flip TTA (sets eval mode).
@@ -219,3 +195,6 @@ class EncoderDecoder(nn.Module):
         with jt.no_grad():
             prob = self.aug_test(views, ori_shape)
             return jt.argmax(prob, dim=1)[0]
+
+
+EncoderDecoder.count_macs = no_own_macs   # jseg.analysis counts the final logits resize itself

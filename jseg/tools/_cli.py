@@ -60,7 +60,7 @@ def add_debug_flag(parser):
 
 def _prefix(prog):
     try:
-        from ..engine import dist
+        from .. import dist
         return f"{prog} [rank {dist.rank()}]" if dist.world_size() > 1 else prog
     except Exception:  # before Jittor is usable
         return prog
@@ -87,6 +87,8 @@ def run(prog, main, argv=None):
     debug = debug_requested(argv)
     install_signal_handlers()
     try:
+        from ..device import select_device
+        select_device("auto")   # the GPU whenever Jittor found one (a command's --device may change it)
         return main(argv)
     except KeyboardInterrupt as e:
         stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)

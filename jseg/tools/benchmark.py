@@ -161,12 +161,13 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     from .. import __version__
     from ..config import Config, parse_cfg_options
     from ..models import build_segmentor
+    from ..models.random_streams import random_streams
+    from ..device import select_device
 
     if device == "cuda" and not jt.has_cuda:
         from ..errors import UsageError
         raise UsageError("--device cuda: this Jittor has no CUDA (no GPU or no CUDA driver found)")
-    jt.flags.use_cuda = int(device == "cuda" or (device == "auto" and jt.has_cuda))
-    on_gpu = bool(jt.flags.use_cuda)
+    on_gpu = select_device(device) == "cuda"
     cfg = Config.fromfile(config)
     cfg.merge_options(parse_cfg_options(list(cfg_options)))
     cores = os.cpu_count() or 1
@@ -176,7 +177,7 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     H, W = shape
     jt.set_global_seed(seed)
     model = build_segmentor(cfg.model)
-    model.seed_nmf(seed)
+    keys = [(seed, 3, j) for j in range(batch)]   # random streams (Ham bases): the same draws every run
     rng = np.random.default_rng(seed)
     img = jt.array(rng.standard_normal((batch, 3, H, W), dtype=np.float32))
     img.sync()
@@ -191,7 +192,8 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
         model.train()
 
         def step():
-            losses = model.forward_train(img, gt)
+            with random_streams(keys):
+                losses = model.forward_train(img, gt)
             loss, _ = model.parse_losses(losses)
             optimizer.step(loss)
             jt.sync_all(True)
@@ -199,7 +201,7 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
         model.eval()
 
         def step():
-            with jt.no_grad():
+            with jt.no_grad(), random_streams(keys):
                 model.encode_decode(img).sync()
             jt.sync_all(True)
 

@@ -18,8 +18,8 @@ import os
 import sys
 import tempfile
 
-from ..checkpoint import (detect_layout, load_state_dict, mit_mmseg1_to_official,
-                          model_state_dict, read_checkpoint, save_checkpoint, to_official_keys)
+from ..checkpoint import (detect_layout, load_state_dict, model_state_dict, read_checkpoint, registered_rules,
+                          save_checkpoint, to_official_keys)
 from ..config import Config, ConfigError
 
 
@@ -38,8 +38,8 @@ def convert(src, dst, config=None, strict=True, out=print):
     from ..models import build_segmentor
 
     state_dict, meta = read_checkpoint(src)
-    state_dict, _ = mit_mmseg1_to_official(state_dict)   # so that the layout is recognised
-    layout = detect_layout(state_dict)
+    official, renamed = to_official_keys(state_dict)   # every layout a registered model knows, by its names
+    layout = detect_layout(official, registered_rules())
     cfg, cfg_source = None, None
     if config:
         cfg, cfg_source = Config.fromfile(config), config
@@ -59,7 +59,7 @@ def convert(src, dst, config=None, strict=True, out=print):
             missing = set(report.missing) | {k for k, _, _ in report.mismatched}
             converted = {k: v for k, v in converted.items() if k not in missing}
     else:
-        converted, renamed = to_official_keys(state_dict)
+        converted = official
         out(f"warning: no config given and none embedded in {src}: keys converted without checking them "
             f"against a model (pass --config to check). layout: {layout}; renamed {len(renamed)} keys")
     new_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool, list, tuple, dict))}

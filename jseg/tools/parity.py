@@ -6,10 +6,12 @@
 REF (``numpy.savez``) must hold ``input`` (normalised images, NCHW float32) and
 any of: ``stage1..stage4`` (backbone outputs), ``head_logits`` (decode head
 before resize), ``logits`` / ``final_logits`` (resized to the input).  If it
-holds ``nmf_bases`` ``(B*S, D, R)`` (already L2-normalised) they are injected into
-the Ham head, as the official NMF draws random bases on every forward.  A REF
-with ``crop_size`` and ``stride`` is a sliding-window reference: ``logits`` are
-then the averaged crop logits and ``nmf_bases`` holds one set per crop.
+holds the draws of a module's random stream under the stream's name (SegNeXt's Ham
+head: ``nmf_bases`` ``(B*S, D, R)``, L2-normalised, or ``nmf_bases_raw`` before the
+normalisation), they are injected (``jseg.models.random_streams``), as the official
+code draws anew on every forward.  A REF with ``crop_size`` and ``stride`` is a
+sliding-window reference: ``logits`` are then the averaged crop logits and each
+stream holds one draw per crop.
 
 An element passes when ``|ours - ref| <= atol + rtol * |ref|``.  One line per
 array: max abs diff, max rel diff (over elements with ``|ref| > atol``), PASS/FAIL.
@@ -21,7 +23,7 @@ import sys
 import numpy as np
 
 COMPARED = ("stage1", "stage2", "stage3", "stage4", "head_logits", "logits", "final_logits")
-USED = COMPARED + ("input", "nmf_bases", "nmf_bases_raw", "crop_size", "stride")
+SETTINGS = ("input", "crop_size", "stride")
 
 
 def compare(name, ours, ref, atol, rtol):
@@ -68,6 +70,7 @@ def run(config, checkpoint, reference, atol=1e-4, rtol=1e-4, strict=True, cfg_op
     from ..checkpoint import CheckpointError, load_checkpoint
     from ..config import Config, ConfigError
     from ..models import build_segmentor
+    from ..models.random_streams import random_streams, stream_names
 
     try:
         cfg = Config.fromfile(config)
@@ -83,18 +86,20 @@ def run(config, checkpoint, reference, atol=1e-4, rtol=1e-4, strict=True, cfg_op
     model.eval()
 
     slide = "crop_size" in ref and "stride" in ref
-    bases = ref.get("nmf_bases")
-    if bases is None and "nmf_bases_raw" in ref:  # F.normalize over D (axis -2), eps 1e-12
-        raw = ref["nmf_bases_raw"].astype(np.float32)
-        bases = raw / np.maximum(np.sqrt((raw * raw).sum(axis=-2, keepdims=True)), 1e-12)
-    if bases is not None:
-        model.inject_nmf_bases(list(bases) if slide else [bases])
-    elif model.nmf_modules():
-        out("parity: warning: REF has no nmf_bases; the Ham head draws its own random bases, "
-            "so head_logits/logits cannot match a model with a Ham head")
+    inject, used = {}, set(COMPARED) | set(SETTINGS)
+    for stream, cls in stream_names(model).items():
+        used.update((stream, stream + "_raw"))
+        draws = ref.get(stream)
+        if draws is None and stream + "_raw" in ref:
+            draws = cls.from_raw_draws(ref[stream + "_raw"])
+        if draws is not None:
+            inject[stream] = list(draws) if slide else [draws]
+        else:
+            out(f"parity: warning: REF has no {stream}; {cls.__name__} draws its own random numbers, "
+                f"so the outputs after it cannot match")
 
     img = jt.array(ref["input"].astype(np.float32))
-    with jt.no_grad():
+    with jt.no_grad(), random_streams(inject=inject):
         if slide:
             model.test_cfg.update(mode="slide", crop_size=tuple(int(v) for v in ref["crop_size"]),
                                   stride=tuple(int(v) for v in ref["stride"]))
@@ -113,7 +118,7 @@ def run(config, checkpoint, reference, atol=1e-4, rtol=1e-4, strict=True, cfg_op
         ok, line = compare(name, ours[name].numpy(), ref[name], atol, rtol)
         failures += not ok
         out(line)
-    ignored = sorted(set(ref) - set(USED))
+    ignored = sorted(set(ref) - used)
     if ignored:
         out(f"not compared: {', '.join(ignored)}")
     out(f"parity: {len(present) - failures}/{len(present)} arrays pass"

@@ -39,8 +39,8 @@ def _main(argv):
     from ..checkpoint import load_checkpoint
     from ..datasets import build_dataset
     from ..datasets.transforms.test_time_aug import enable_aug_test
-    from ..engine import dist
-    from ..engine.runner import evaluate, show_paths
+    from .. import dist
+    from ..evaluation import evaluate, show_paths
     from ..errors import UsageError
     from ..evaluation import format_table
     from ..models import build_segmentor

@@ -1,4 +1,5 @@
-"""2 Open MPI processes vs 1 process with the same global batch (SyncBN): same parameters, same evaluation.
+"""2 Open MPI processes vs 1 process with the same global batch (SyncBN): same parameters, same evaluation,
+for each model family (SegNeXt, SegFormer, CGRSeg: its backbone's BNs are SyncBN too).
 
 The optimizer here is SGD with momentum (see mpi_train.py for why not AdamW).
 """
@@ -21,14 +22,15 @@ SCRIPT = os.path.join(ROOT, "tests", "engine", "mpi_train.py")
 @pytest.mark.slow
 @pytest.mark.skipif(MPIRUN is None and not os.environ.get("CI"),
                     reason="Open MPI (mpirun) is not installed; scripts/run_tests.sh installs it")
-def test_two_processes_equal_one(tmp_path):
+@pytest.mark.parametrize("model", ["segnext", "segformer", "cgrseg"])
+def test_two_processes_equal_one(tmp_path, model):
     assert MPIRUN, "mpirun not found: install Open MPI (apt-get install openmpi-bin libopenmpi-dev)"
     toy = make_toy_dataset(str(tmp_path / "toy"), n_train=8, n_val=3, size=32)
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PYTHONPATH=ROOT)
     k = 3
-    runs = {"one": [sys.executable, SCRIPT, toy, str(tmp_path / "one"), str(k)],
+    runs = {"one": [sys.executable, SCRIPT, toy, str(tmp_path / "one"), str(k), model],
             "two": [MPIRUN, "--oversubscribe", "-np", "2", sys.executable, SCRIPT, toy, str(tmp_path / "two"),
-                    str(k)]}
+                    str(k), model]}
     for name, cmd in runs.items():
         r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, name + r.stdout[-3000:] + r.stderr[-3000:]
@@ -41,7 +43,7 @@ def test_two_processes_equal_one(tmp_path):
     assert e1["aAcc"] == e2["aAcc"] and e1["IoU"] == e2["IoU"]        # exactly the same evaluation
     # the k steps really trained (the parameters differ from a fresh init)
     init = tmp_path / "init"
-    r = subprocess.run([sys.executable, SCRIPT, toy, str(init), "0"], cwd=ROOT, env=env, capture_output=True,
+    r = subprocess.run([sys.executable, SCRIPT, toy, str(init), "0", model], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     fresh = np.load(f"{init}_params.npz")

@@ -56,3 +56,22 @@ def test_model_blocks_have_layer_scales_of_official_shape():
     blocks = [b for b in model.backbone.modules() if isinstance(b, (FFN, AttnFFN))]
     assert len(blocks) == 6 and all(tuple(b.layer_scale_2.shape) == (b.mlp.norm2.num_features, 1, 1)
                                     for b in blocks)
+
+
+def test_the_configs_norm_reaches_every_backbone_norm():
+    """The configs ask for SyncBN: every backbone BN synchronises (the official training converts them); the
+    head's RCM/RCA BNs stay per-process BNs as the authors' code builds them.  The fixture model's official
+    run had 46 SyncBatchNorm and 10 BatchNorm2d (tests/fixtures/cgrseg/README.md).  GN reaches them too."""
+    from jseg.models.layers import BatchNorm2d, GroupNorm
+    from tests.helpers import CGRSEG_TINY_CONFIG
+    for model in (_model("t"), build_segmentor(Config.fromfile(CGRSEG_TINY_CONFIG).model)):
+        backbone_bns = [m for m in model.backbone.modules() if isinstance(m, BatchNorm2d)]
+        assert backbone_bns and all(m.sync for m in backbone_bns)
+    bns = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
+    assert (sum(m.sync for m in bns), sum(not m.sync for m in bns)) == (46, 10)
+    cfg = Config.fromfile(f"{ROOT}/configs/cgrseg/cgrseg_t_512x512_ade20k_160k.py")
+    cfg.merge_options({"model.backbone.norm_cfg": dict(type="GN", num_groups=8, requires_grad=True)})
+    gn = build_segmentor(cfg.model).backbone
+    assert not any(isinstance(m, BatchNorm2d) for m in gn.modules())
+    assert sum(isinstance(m, GroupNorm) for m in gn.modules()) == len([m for m in _model("t").backbone.modules()
+                                                                         if isinstance(m, BatchNorm2d)])

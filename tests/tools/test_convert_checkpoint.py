@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import jittor as jt
 
+from jseg.models.random_streams import random_streams
 from jseg.checkpoint import load_checkpoint, read_checkpoint
 from jseg.models import build_segmentor
 from jseg.tools import convert_checkpoint
@@ -14,8 +15,8 @@ from tests.helpers import MICRO_CONFIG, MICRO_PTH, MICRO_STATE_NPZ, ROOT, load_n
 def _logits(model):
     f = load_npz("segnext_micro_ade5_random_eval_2x3x100x132.npz")
     model.eval()
-    model.inject_nmf_bases([f["nmf_bases"]])
-    return model.encode_decode(jt.array(f["input"])).numpy()
+    with random_streams(inject={"nmf_bases": [f["nmf_bases"]]}):
+        return model.encode_decode(jt.array(f["input"])).numpy()
 
 
 def test_cli_converts_official_checkpoint_to_identical_outputs(tmp_path):

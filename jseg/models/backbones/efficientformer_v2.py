@@ -22,9 +22,11 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from ...checkpoint import CheckpointRules
 from ...registry import MODELS
 from .base import PretrainedBackbone
-from ..layers import GELU, BatchNorm2d, DropPath, Dropout, bicubic_resize, bmm, conv2d, resize
+from ..layers import (GELU, BatchNorm2d, DropPath, Dropout, bicubic_resize, bmm, build_norm_layer, conv2d,
+                      no_own_macs, numel, resize)
 
 # per-block MLP expansion ratios of stages 0-3 (EfficientFormerV2 expansion_ratios_*)
 EXPANSION_RATIOS = {
@@ -36,8 +38,11 @@ EXPANSION_RATIOS = {
 }
 
 
-def _bn(c):
-    return BatchNorm2d(c)
+_BN = dict(type="BN", requires_grad=True)
+
+
+def _norm(norm_cfg, c):
+    return build_norm_layer(norm_cfg, c)[1]
 
 
 def _flat_heads(x, heads):
@@ -89,7 +94,7 @@ class Attention4D(_AttentionBias):
     With ``stride`` the input is first reduced by a stride-2 depthwise conv and the output upsampled back.
     """
 
-    def __init__(self, dim=384, key_dim=32, num_heads=8, attn_ratio=4, resolution=7, stride=None):
+    def __init__(self, dim=384, key_dim=32, num_heads=8, attn_ratio=4, resolution=7, stride=None, norm_cfg=_BN):
         self.resolution = math.ceil(resolution / stride) if stride else resolution
         R = self.resolution
         points = list(itertools.product(range(R), range(R)))
@@ -102,15 +107,15 @@ class Attention4D(_AttentionBias):
         self.dh = self.d * num_heads
         self.stride = stride
         if stride is not None:
-            self.stride_conv = nn.Sequential(conv2d(dim, dim, 3, stride=stride, padding=1, groups=dim), _bn(dim))
+            self.stride_conv = nn.Sequential(conv2d(dim, dim, 3, stride=stride, padding=1, groups=dim), _norm(norm_cfg, dim))
         nh_kd = num_heads * key_dim
-        self.q = nn.Sequential(conv2d(dim, nh_kd, 1), _bn(nh_kd))
-        self.k = nn.Sequential(conv2d(dim, nh_kd, 1), _bn(nh_kd))
-        self.v = nn.Sequential(conv2d(dim, self.dh, 1), _bn(self.dh))
-        self.v_local = nn.Sequential(conv2d(self.dh, self.dh, 3, padding=1, groups=self.dh), _bn(self.dh))
+        self.q = nn.Sequential(conv2d(dim, nh_kd, 1), _norm(norm_cfg, nh_kd))
+        self.k = nn.Sequential(conv2d(dim, nh_kd, 1), _norm(norm_cfg, nh_kd))
+        self.v = nn.Sequential(conv2d(dim, self.dh, 1), _norm(norm_cfg, self.dh))
+        self.v_local = nn.Sequential(conv2d(self.dh, self.dh, 3, padding=1, groups=self.dh), _norm(norm_cfg, self.dh))
         self.talking_head1 = conv2d(num_heads, num_heads, 1)
         self.talking_head2 = conv2d(num_heads, num_heads, 1)
-        self.proj = nn.Sequential(GELU(), conv2d(self.dh, dim, 1), _bn(dim))
+        self.proj = nn.Sequential(GELU(), conv2d(self.dh, dim, 1), _norm(norm_cfg, dim))
 
     def execute(self, x):
         B, C, H, W = x.shape
@@ -134,9 +139,9 @@ class Attention4D(_AttentionBias):
 class LGQuery(nn.Module):
     """Local-global query of the downsampling attention: ``proj(dw3x3_s2(x) + x[..., ::2, ::2])``."""
 
-    def __init__(self, in_dim, out_dim):
+    def __init__(self, in_dim, out_dim, norm_cfg=_BN):
         self.local = nn.Sequential(conv2d(in_dim, in_dim, 3, stride=2, padding=1, groups=in_dim))
-        self.proj = nn.Sequential(conv2d(in_dim, out_dim, 1), _bn(out_dim))
+        self.proj = nn.Sequential(conv2d(in_dim, out_dim, 1), _norm(norm_cfg, out_dim))
 
     def execute(self, x):
         return self.proj(self.local(x) + x[:, :, ::2, ::2])   # AvgPool2d(1, 2, 0) is a subsampling
@@ -145,7 +150,7 @@ class LGQuery(nn.Module):
 class Attention4DDownsample(_AttentionBias):
     """Stride-2 attention between stages 2 and 3: queries on the half-resolution grid, no talking heads."""
 
-    def __init__(self, dim=384, key_dim=16, num_heads=8, attn_ratio=4, resolution=7, out_dim=None):
+    def __init__(self, dim=384, key_dim=16, num_heads=8, attn_ratio=4, resolution=7, out_dim=None, norm_cfg=_BN):
         self.resolution = resolution
         self.resolution2 = math.ceil(resolution / 2)
         q_points = list(itertools.product(range(self.resolution2), range(self.resolution2)))
@@ -159,11 +164,11 @@ class Attention4DDownsample(_AttentionBias):
         self.dh = self.d * num_heads
         out_dim = out_dim or dim
         nh_kd = num_heads * key_dim
-        self.q = LGQuery(dim, nh_kd)
-        self.k = nn.Sequential(conv2d(dim, nh_kd, 1), _bn(nh_kd))
-        self.v = nn.Sequential(conv2d(dim, self.dh, 1), _bn(self.dh))
-        self.v_local = nn.Sequential(conv2d(self.dh, self.dh, 3, stride=2, padding=1, groups=self.dh), _bn(self.dh))
-        self.proj = nn.Sequential(GELU(), conv2d(self.dh, out_dim, 1), _bn(out_dim))
+        self.q = LGQuery(dim, nh_kd, norm_cfg)
+        self.k = nn.Sequential(conv2d(dim, nh_kd, 1), _norm(norm_cfg, nh_kd))
+        self.v = nn.Sequential(conv2d(dim, self.dh, 1), _norm(norm_cfg, self.dh))
+        self.v_local = nn.Sequential(conv2d(self.dh, self.dh, 3, stride=2, padding=1, groups=self.dh), _norm(norm_cfg, self.dh))
+        self.proj = nn.Sequential(GELU(), conv2d(self.dh, out_dim, 1), _norm(norm_cfg, out_dim))
 
     def execute(self, x):
         B, C, H, W = x.shape
@@ -181,15 +186,15 @@ class Attention4DDownsample(_AttentionBias):
 class Mlp(nn.Module):
     """``fc1 -> BN -> GELU -> dw3x3 -> BN -> GELU -> drop -> fc2 -> BN -> drop`` (1x1 convs)."""
 
-    def __init__(self, in_features, hidden_features, drop=0.0):
+    def __init__(self, in_features, hidden_features, drop=0.0, norm_cfg=_BN):
         self.fc1 = conv2d(in_features, hidden_features, 1)
         self.act = GELU()
         self.fc2 = conv2d(hidden_features, in_features, 1)
         self.drop = Dropout(drop)
         self.mid = conv2d(hidden_features, hidden_features, 3, padding=1, groups=hidden_features)
-        self.mid_norm = _bn(hidden_features)
-        self.norm1 = _bn(hidden_features)
-        self.norm2 = _bn(in_features)
+        self.mid_norm = _norm(norm_cfg, hidden_features)
+        self.norm1 = _norm(norm_cfg, hidden_features)
+        self.norm2 = _norm(norm_cfg, in_features)
 
     def execute(self, x):
         x = self.act(self.norm1(self.fc1(x)))
@@ -200,9 +205,9 @@ class Mlp(nn.Module):
 class FFN(nn.Module):
     """``x + drop_path(layer_scale_2 * mlp(x))``."""
 
-    def __init__(self, dim, mlp_ratio=4.0, drop=0.0, drop_path=0.0, layer_scale_init_value=1e-5):
+    def __init__(self, dim, mlp_ratio=4.0, drop=0.0, drop_path=0.0, layer_scale_init_value=1e-5, norm_cfg=_BN):
         self.layer_scale_2 = jt.full((dim, 1, 1), layer_scale_init_value, "float32")
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop, norm_cfg)
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x):
@@ -213,11 +218,11 @@ class AttnFFN(nn.Module):
     """``x + dp(ls1 * Attention4D(x))``, then ``x + dp(ls2 * mlp(x))``."""
 
     def __init__(self, dim, mlp_ratio=4.0, drop=0.0, drop_path=0.0, layer_scale_init_value=1e-5, resolution=7,
-                 stride=None, key_dim=32, num_heads=8, attn_ratio=4):
+                 stride=None, key_dim=32, num_heads=8, attn_ratio=4, norm_cfg=_BN):
         self.layer_scale_1 = jt.full((dim, 1, 1), layer_scale_init_value, "float32")
         self.layer_scale_2 = jt.full((dim, 1, 1), layer_scale_init_value, "float32")
-        self.token_mixer = Attention4D(dim, key_dim, num_heads, attn_ratio, resolution, stride)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.token_mixer = Attention4D(dim, key_dim, num_heads, attn_ratio, resolution, stride, norm_cfg)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop, norm_cfg)
         self.drop_path = DropPath(drop_path)
 
     def execute(self, x):
@@ -228,15 +233,16 @@ class AttnFFN(nn.Module):
 class Embedding(nn.Module):
     """Stride-2 3x3 conv + BN between stages; with ``asub`` (stages 2->3) plus an Attention4DDownsample branch."""
 
-    def __init__(self, in_chans, embed_dim, asub=False, resolution=None, key_dim=16, num_heads=8, attn_ratio=4):
+    def __init__(self, in_chans, embed_dim, asub=False, resolution=None, key_dim=16, num_heads=8, attn_ratio=4,
+                 norm_cfg=_BN):
         self.asub = asub
         if asub:
-            self.attn = Attention4DDownsample(in_chans, key_dim, num_heads, attn_ratio, resolution, embed_dim)
+            self.attn = Attention4DDownsample(in_chans, key_dim, num_heads, attn_ratio, resolution, embed_dim, norm_cfg)
             self.conv = conv2d(in_chans, embed_dim, 3, stride=2, padding=1)
-            self.bn = _bn(embed_dim)
+            self.bn = _norm(norm_cfg, embed_dim)
         else:
             self.proj = conv2d(in_chans, embed_dim, 3, stride=2, padding=1)
-            self.norm = _bn(embed_dim)
+            self.norm = _norm(norm_cfg, embed_dim)
 
     def execute(self, x):
         if self.asub:
@@ -258,6 +264,8 @@ class EfficientFormerV2(PretrainedBackbone):
         layer_scale_init_value: 1e-5.
         attn_key_dim / attn_num_heads / attn_ratio: Attention4D widths (32, 8, 4);
         down_key_dim / down_num_heads / down_attn_ratio: Attention4DDownsample widths (16, 8, 4).
+        norm_cfg: every norm of the backbone (46 in S1 ...): ``BN`` by default, as the standalone model;
+            CGRSeg's configs give ``SyncBN``, which the official training converts the backbone to.
         norm_eval: keep the BNs in eval mode while training (the official behaviour without a checkpoint).
         pretrained / init_cfg: an ImageNet EfficientFormerV2 checkpoint (``{'model': ...}``; its
             classifier/distillation heads and final norm are dropped) or a segmentor checkpoint.
@@ -267,8 +275,8 @@ class EfficientFormerV2(PretrainedBackbone):
     def __init__(self, layers=(3, 3, 9, 6), embed_dims=(32, 48, 120, 224), e_ratios="S1", vit_num=2,
                  resolution=512, drop_rate=0.0, drop_path_rate=0.0, layer_scale_init_value=1e-5,
                  downsamples=(True, True, True, True), attn_key_dim=32, attn_num_heads=8, attn_ratio=4,
-                 down_key_dim=16, down_num_heads=8, down_attn_ratio=4, norm_eval=False, pretrained=None,
-                 init_cfg=None):
+                 down_key_dim=16, down_num_heads=8, down_attn_ratio=4, norm_cfg=_BN, norm_eval=False,
+                 pretrained=None, init_cfg=None):
         if isinstance(e_ratios, str):
             if e_ratios not in EXPANSION_RATIOS:
                 raise KeyError(f"EfficientFormerV2: unknown e_ratios {e_ratios!r}; known {sorted(EXPANSION_RATIOS)}")
@@ -279,8 +287,8 @@ class EfficientFormerV2(PretrainedBackbone):
         self._set_pretrained(pretrained, init_cfg)
         self.norm_eval = norm_eval
         c0 = embed_dims[0]
-        self.patch_embed = nn.Sequential(conv2d(3, c0 // 2, 3, stride=2, padding=1), _bn(c0 // 2), GELU(),
-                                         conv2d(c0 // 2, c0, 3, stride=2, padding=1), _bn(c0), GELU())
+        self.patch_embed = nn.Sequential(conv2d(3, c0 // 2, 3, stride=2, padding=1), _norm(norm_cfg, c0 // 2), GELU(),
+                                         conv2d(c0 // 2, c0, 3, stride=2, padding=1), _norm(norm_cfg, c0), GELU())
         total = sum(layers)
         network = []
         for i, n in enumerate(layers):
@@ -291,18 +299,21 @@ class EfficientFormerV2(PretrainedBackbone):
                 ratio = e_ratios[str(i)][j]
                 if i >= 2 and j > n - 1 - vit_num:
                     blocks.append(AttnFFN(embed_dims[i], ratio, drop_rate, dpr, layer_scale_init_value, res,
-                                          2 if i == 2 else None, attn_key_dim, attn_num_heads, attn_ratio))
+                                          2 if i == 2 else None, attn_key_dim, attn_num_heads, attn_ratio,
+                                          norm_cfg))
                 else:
-                    blocks.append(FFN(embed_dims[i], ratio, drop_rate, dpr, layer_scale_init_value))
+                    blocks.append(FFN(embed_dims[i], ratio, drop_rate, dpr, layer_scale_init_value, norm_cfg))
             network.append(nn.Sequential(*blocks))
             if i == len(layers) - 1:
                 break
             if downsamples[i] or embed_dims[i] != embed_dims[i + 1]:
                 network.append(Embedding(embed_dims[i], embed_dims[i + 1], asub=i >= 2, resolution=res,
-                                         key_dim=down_key_dim, num_heads=down_num_heads, attn_ratio=down_attn_ratio))
+                                         key_dim=down_key_dim, num_heads=down_num_heads, attn_ratio=down_attn_ratio,
+                                         norm_cfg=norm_cfg))
         self.network = nn.ModuleList(network)
         self.out_indices = [0, 2, 4, 6]
         self._init_random()
+        _plain_when_counted(self)
 
     def _init_random(self):
         """Official init: trunc_normal(0.02) convs of the MLPs (fc1/fc2), PyTorch defaults elsewhere."""
@@ -325,3 +336,71 @@ class EfficientFormerV2(PretrainedBackbone):
             if idx in self.out_indices:
                 outs.append(x)
         return outs
+
+
+# ----------------------------------------------------------------------------- operation counts (jseg.analysis)
+# CGRSeg's get_flops is mmcv's module counter (it sees convs, norms, nn.Upsample and the query pooling).
+
+def _attention_macs(self, convention, inputs, out):
+    if convention != "torchprofile":
+        return numel(out) if self.stride is not None else 0   # nn.Upsample: one per output
+    B, C, H, W = inputs[0].shape
+    if self.stride is not None:
+        H, W = H // 2, W // 2
+    N, h = H * W, self.num_heads
+    macs = B * h * N * N * (self.key_dim + 1 + self.d)   # q k, * scale, attn v (bicubic bias: not counted)
+    if self.stride is not None:
+        macs += 4 * numel(out)                            # nn.Upsample bilinear (out has the upsampled size)
+    return macs
+
+
+def _down_attention_macs(self, convention, inputs, out):
+    if convention != "torchprofile":
+        return 0
+    B, C, H, W = inputs[0].shape
+    Nq, N, h = (H // 2) * (W // 2), H * W, self.num_heads
+    return B * h * Nq * N * (self.key_dim + 1 + self.d)
+
+
+def _query_macs(self, convention, inputs, out):
+    # AvgPool2d(1, 2): torchprofile one per output, mmcv one per input element
+    return numel(out) if convention == "torchprofile" else numel(inputs[0])
+
+
+def _layer_scales(n):
+    def rule(self, convention, inputs, out):
+        return n * numel(out) if convention == "torchprofile" else 0
+    return rule
+
+
+Attention4D.count_macs = _attention_macs
+Attention4DDownsample.count_macs = _down_attention_macs
+LGQuery.count_macs = _query_macs
+FFN.count_macs = _layer_scales(1)
+AttnFFN.count_macs = _layer_scales(2)
+for _cls in (Mlp, Embedding, EfficientFormerV2):
+    _cls.count_macs = no_own_macs
+EfficientFormerV2.paper_macs_convention = "mmcv"
+def _plain_when_counted(backbone):
+    """CGRSeg's published GFLOPs (4.07 for T, tests/test_analysis.py) count the backbone's norms, which mmcv
+    does for plain BNs only: the official backbone turns SyncBN when its ImageNet checkpoint loads for
+    training, and was plain when counted."""
+    for m in backbone.modules():
+        if isinstance(m, BatchNorm2d):
+            m.plain_when_counted = True
+
+
+# the bias tables of the ImageNet model and the index tables are state, not parameters
+_AttentionBias.BUFFERS = ("attention_biases", "attention_bias_idxs", "attention_bias_idxs_seg")
+
+
+# ----------------------------------------------------------------------------- checkpoints (jseg.checkpoint)
+_IMAGENET_CLASSIFIER = "ImageNet classifier head"
+
+EfficientFormerV2.checkpoint_rules = CheckpointRules(
+    backbone_prefixes=("network.", "patch_embed."),   # ImageNet EfficientFormerV2: {'model': {...}}
+    classifier_keys={"head.": _IMAGENET_CLASSIFIER, "dist_head.": _IMAGENET_CLASSIFIER,
+                     "norm.": "ImageNet classifier's final norm"},
+    # the ImageNet model has no segmentation bias tables: they keep their init (zeros, recomputed index
+    # tables), as the authors' non-strict load leaves them
+    init_only_suffixes=("attention_biases_seg", "attention_bias_idxs_seg"))

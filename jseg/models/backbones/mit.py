@@ -12,12 +12,17 @@ LayerNorm eps: 1e-5 in the patch embeddings and the spatial-reduction norm
 (``nn.LayerNorm`` default there), 1e-6 in the blocks and stage norms.
 """
 
+import re
+from collections import OrderedDict
+
 import numpy as np
 from jittor import nn
 
+from ...checkpoint import CheckpointError, CheckpointRules
 from ...registry import MODELS
 from .base import PretrainedBackbone
-from ..layers import GELU, DropPath, Dropout, LayerNorm, Linear, bmm, conv2d, fan_out_normal_init_
+from ..layers import (GELU, DropPath, Dropout, LayerNorm, Linear, bmm, conv2d, fan_out_normal_init_,
+                      no_own_macs)
 
 
 def _tokens_to_map(x, H, W):
@@ -189,3 +194,85 @@ class MixVisionTransformer(PretrainedBackbone):
             x = _tokens_to_map(getattr(self, f"norm{i + 1}")(x), H, W)
             outs.append(x)
         return outs
+
+
+# ----------------------------------------------------------------------------- operation counts (jseg.analysis)
+# SegFormer's get_flops: mmcv's module counter plus NVlabs' ``sra_flops`` term for the attention matmuls.
+
+def _attention_macs(self, convention, inputs, out):
+    x, H, W = inputs
+    if convention == "torchprofile":
+        B, N, C = x.shape
+        Nr = (H // self.sr_ratio) * (W // self.sr_ratio) if self.sr_ratio > 1 else N
+        # q k^T, * scale, attn v (the Linear/conv/norm children count themselves)
+        return 2 * B * N * Nr * C + B * self.num_heads * N * Nr
+    if convention == "nvlabs":
+        # NVlabs ``sra_flops(h, w, r, dim) = 2 * h * w * (h // r) * (w // r) * dim`` per attention layer
+        r = self.sr_ratio
+        return 2 * x.shape[0] * H * W * (H // r) * (W // r) * self.dim
+    return 0
+
+
+Attention.count_macs = _attention_macs
+for _cls in (OverlapPatchEmbed, DWConv, Mlp, Block, MixVisionTransformer):
+    _cls.count_macs = no_own_macs
+MixVisionTransformer.paper_macs_convention = "nvlabs"
+
+
+# ----------------------------------------------------------------------------- checkpoints (jseg.checkpoint)
+_MM1_MIT = re.compile(r"^(backbone\.)?layers\.(\d+)\.([012])\.(.+)$")
+_MM1_MIT_FFN = {"0": "mlp.fc1", "1": "mlp.dwconv.dwconv", "4": "mlp.fc2"}
+
+
+def mmseg1_to_official(state_dict):
+    """mmseg-1.x MiT keys -> NVlabs names and shapes (the inverse of mmseg's ``mit2mmseg.py``).
+
+    ``layers.{i}.0.projection`` -> ``patch_embed{i+1}.proj``; ``layers.{i}.2`` -> ``norm{i+1}``;
+    in block ``layers.{i}.1.{j}``: ``attn.attn.in_proj_{weight,bias}`` (rows [q; k; v]) is split into
+    ``attn.q`` and ``attn.kv`` (rows [k; v]), ``attn.attn.out_proj`` -> ``attn.proj``,
+    ``ffn.layers.{0,1,4}`` -> ``mlp.fc1`` / ``mlp.dwconv.dwconv`` / ``mlp.fc2`` (1x1-conv weights
+    reshaped to Linear).  A ``backbone.`` prefix is kept.  Returns ``(state_dict, renamed)``;
+    a state dict without such keys comes back unchanged.
+    """
+    if not any(_MM1_MIT.match(k) for k in state_dict):
+        return state_dict, []
+    out, renamed = OrderedDict(), []
+    for k, v in state_dict.items():
+        m = _MM1_MIT.match(k)
+        if not m:
+            out[k] = v
+            continue
+        prefix, stage, part, rest = m.group(1) or "", int(m.group(2)) + 1, m.group(3), m.group(4)
+        if part == "0":
+            new = {f"{prefix}patch_embed{stage}.{rest.replace('projection.', 'proj.', 1)}": v}
+        elif part == "2":
+            new = {f"{prefix}norm{stage}.{rest}": v}
+        else:
+            j, sub = rest.split(".", 1)
+            base = f"{prefix}block{stage}.{j}."
+            if sub.startswith("attn.attn.in_proj_"):
+                kind = sub[len("attn.attn.in_proj_"):]
+                C = v.shape[0] // 3
+                new = {base + f"attn.q.{kind}": np.ascontiguousarray(v[:C]),
+                       base + f"attn.kv.{kind}": np.ascontiguousarray(v[C:])}
+            elif sub.startswith("attn.attn.out_proj."):
+                new = {base + "attn.proj." + sub[len("attn.attn.out_proj."):]: v}
+            elif sub.startswith("ffn.layers."):
+                idx, kind = sub[len("ffn.layers."):].split(".", 1)
+                if idx not in _MM1_MIT_FFN:
+                    raise CheckpointError(f"{k}: unknown mmseg-1.x MixFFN layer index {idx} (expected 0, 1 or 4)")
+                if idx in ("0", "4") and kind == "weight":
+                    v = v.reshape(v.shape[0], v.shape[1])
+                new = {base + f"{_MM1_MIT_FFN[idx]}.{kind}": v}
+            else:  # norm1, norm2, attn.sr, attn.norm keep their names
+                new = {base + sub: v}
+        for dst, val in new.items():
+            out[dst] = val
+            renamed.append((k, dst))
+    return out, renamed
+
+
+MixVisionTransformer.checkpoint_rules = CheckpointRules(
+    backbone_prefixes=("patch_embed", "block", "norm"),   # NVlabs ImageNet mit_b*.pth: flat, with head.*
+    classifier_keys={"head.": "ImageNet classifier head"},
+    convert=mmseg1_to_official)

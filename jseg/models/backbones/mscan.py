@@ -11,14 +11,17 @@ NCHW inside every block.  Here feature maps stay NCHW through a whole stage
 computation without the reshapes.  Attribute names equal the official
 state-dict names (``block1.0.attn.spatial_gating_unit.conv0_1.weight`` ...).
 """
+import re
+
 import numpy as np
 import jittor as jt
 from jittor import nn
 
+from ...checkpoint import CheckpointRules
 from ...registry import MODELS
 from .base import PretrainedBackbone
 from ..layers import (GELU, DropPath, Dropout, LayerNorm, BatchNorm2d, GroupNorm, build_norm_layer,
-                      constant_init_, conv2d, fan_out_normal_init_)
+                      constant_init_, conv2d, fan_out_normal_init_, no_own_macs, numel)
 
 _DEFAULT_NORM = dict(type="SyncBN", requires_grad=True)
 
@@ -204,3 +207,43 @@ class MSCAN(PretrainedBackbone):
             x = getattr(self, f"norm{i + 1}")(x)
             outs.append(x)
         return outs
+
+
+# ----------------------------------------------------------------------------- operation counts (jseg.analysis)
+# SegNeXt's get_flops uses torchprofile; mmcv's module counter sees only the convs and norms here.
+
+def _attention_macs(self, convention, inputs, out):
+    return numel(out) if convention == "torchprofile" else 0   # attn * u
+
+
+def _block_macs(self, convention, inputs, out):
+    return 2 * numel(out) if convention == "torchprofile" else 0   # layer_scale_1 * attn(...), layer_scale_2 * mlp(...)
+
+
+AttentionModule.count_macs = _attention_macs
+Block.count_macs = _block_macs
+for _cls in (StemConv, OverlapPatchEmbed, SpatialAttention, DWConv, Mlp, MSCAN):
+    _cls.count_macs = no_own_macs
+MSCAN.paper_macs_convention = "torchprofile"
+
+
+# ----------------------------------------------------------------------------- checkpoints (jseg.checkpoint)
+# mmseg 1.x inlines the DWConv wrapper: block{i}.{j}.mlp.dwconv.{w,b} <-> official ...mlp.dwconv.dwconv.{w,b}
+_MM1_DWCONV = re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.(weight|bias)$")
+
+
+def mmseg1_to_official(state_dict):
+    """mmseg-1.x MSCAN keys -> official names: ``(state_dict, renamed)``; other keys unchanged."""
+    out, renamed = type(state_dict)(), []
+    for k, v in state_dict.items():
+        dst = _MM1_DWCONV.sub(r"\1.dwconv.\2", k)
+        if dst != k:
+            renamed.append((k, dst))
+        out[dst] = v
+    return out, renamed
+
+
+MSCAN.checkpoint_rules = CheckpointRules(
+    backbone_prefixes=("patch_embed", "block", "norm"),   # ImageNet MSCAN: {'state_dict': {unprefixed, head.*}}
+    classifier_keys={"head.": "ImageNet classifier head"},
+    convert=mmseg1_to_official)

@@ -11,10 +11,14 @@ prototypes' logits and once for the output.
 import jittor as jt
 from jittor import nn
 
+from ...checkpoint import CheckpointRules
 from ...registry import MODELS
-from ..layers import (GELU, BatchNorm2d, ConvModule, DropPath, Dropout, adaptive_avg_pool2d, bmm, conv2d,
-                      resize)
+from ..layers.norm import norm_macs
+from ..layers import (GELU, ConvModule, DropPath, Dropout, adaptive_avg_pool2d, bmm,
+                      build_norm_layer, centered_variance, conv2d, no_own_macs, numel, resize)
 from .decode_head import BaseDecodeHead
+
+_BN = dict(type="BN", requires_grad=True)   # the authors' RCM/RCA norms are nn.BatchNorm2d
 
 
 class RCA(nn.Module):
@@ -24,13 +28,13 @@ class RCA(nn.Module):
     on the sum of the row means (B,C,H,1) and column means (B,C,1,W) broadcast to H x W.
     """
 
-    def __init__(self, inp, band_kernel_size=11, square_kernel_size=3, ratio=1):
+    def __init__(self, inp, band_kernel_size=11, square_kernel_size=3, ratio=1, norm_cfg=_BN):
         gc = inp // ratio
         k = band_kernel_size
         self.dwconv_hw = conv2d(inp, inp, square_kernel_size, padding=square_kernel_size // 2, groups=inp)
         self.excite = nn.Sequential(
             conv2d(inp, gc, (1, k), padding=(0, k // 2), groups=gc),
-            BatchNorm2d(gc),
+            build_norm_layer(norm_cfg, gc)[1],
             nn.ReLU(),
             conv2d(gc, inp, (k, 1), padding=(k // 2, 0), groups=gc),
             nn.Sigmoid(),
@@ -59,10 +63,11 @@ class RCM(nn.Module):
     """Rectangular Self-Calibration Module: ``x + drop_path(gamma * mlp(BN(RCA(x))))``."""
 
     def __init__(self, dim, mlp_ratio=2, ls_init_value=1e-6, drop_path=0.0, dw_size=11, square_kernel_size=3,
-                 ratio=1):
+                 ratio=1, norm_cfg=_BN):
         self.gamma = jt.full((dim,), ls_init_value, "float32")
-        self.token_mixer = RCA(dim, band_kernel_size=dw_size, square_kernel_size=square_kernel_size, ratio=ratio)
-        self.norm = BatchNorm2d(dim)
+        self.token_mixer = RCA(dim, band_kernel_size=dw_size, square_kernel_size=square_kernel_size, ratio=ratio,
+                               norm_cfg=norm_cfg)
+        self.norm = build_norm_layer(norm_cfg, dim)[1]
         self.mlp = ConvMlp(dim, int(mlp_ratio * dim))
         self.drop_path = DropPath(drop_path)
 
@@ -74,10 +79,10 @@ class RCM(nn.Module):
 class NextLayer(nn.Module):
     """A stack of RCMs (key ``trans.transformer_blocks.{i}``)."""
 
-    def __init__(self, block_num, embedding_dim, dw_size, mlp_ratio=2, square_kernel_size=3, ratio=1):
+    def __init__(self, block_num, embedding_dim, dw_size, mlp_ratio=2, square_kernel_size=3, ratio=1, norm_cfg=_BN):
         self.transformer_blocks = nn.ModuleList([
             RCM(embedding_dim, mlp_ratio=mlp_ratio, dw_size=dw_size, square_kernel_size=square_kernel_size,
-                ratio=ratio) for _ in range(block_num)])
+                ratio=ratio, norm_cfg=norm_cfg) for _ in range(block_num)])
 
     def execute(self, x):
         for blk in self.transformer_blocks:
@@ -145,9 +150,7 @@ class ChannelLayerNorm(nn.Module):
         self.bias = jt.zeros((num_features, 1, 1), "float32")
 
     def execute(self, x):
-        mean = x.mean(dims=[1, 2, 3], keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(dims=[1, 2, 3], keepdims=True)
+        _, centered, var = centered_variance(x, [1, 2, 3])
         return centered / jt.sqrt(var + self.eps) * self.weight + self.bias
 
 
@@ -166,10 +169,12 @@ class CGRSeg(BaseDecodeHead):
         legacy_linear_fuse: ``linear_fuse`` as before the authors' commit 8ef4bcf: a plain (depthwise)
             1x1 conv with bias (keys ``linear_fuse.weight/bias``), no BN and no activation; for
             checkpoints trained with that version.  Default: the current ConvModule (conv, BN, ReLU).
+        rcm_norm_cfg: the norms inside the RCMs (10 in T): plain ``BN`` officially, also under a SyncBN
+            config (per-process statistics, as the authors trained); ``SyncBN`` synchronises them too.
     """
 
     def __init__(self, is_dw=False, next_repeat=4, mr=2, dw_size=7, neck_size=3, square_kernel_size=1,
-                 module="RCA", ratio=1, legacy_linear_fuse=False, **kwargs):
+                 module="RCA", ratio=1, legacy_linear_fuse=False, rcm_norm_cfg=_BN, **kwargs):
         super().__init__(input_transform="multiple_select", **kwargs)
         if module != "RCA":
             raise NotImplementedError(f"CGRSeg: module {module!r}; only 'RCA' (every official config) is implemented")
@@ -181,10 +186,10 @@ class CGRSeg(BaseDecodeHead):
                                           act_cfg=self.act_cfg)
         total = sum(self.in_channels)
         self.trans = NextLayer(next_repeat, total, dw_size=neck_size, mlp_ratio=mr,
-                               square_kernel_size=square_kernel_size, ratio=ratio)
+                               square_kernel_size=square_kernel_size, ratio=ratio, norm_cfg=rcm_norm_cfg)
         self.SIM = nn.ModuleList([FuseBlockMulti(c, ch, self.norm_cfg) for c in self.in_channels])
         self.meta = nn.ModuleList([RCM(c, mlp_ratio=mr, dw_size=dw_size, square_kernel_size=square_kernel_size,
-                                       ratio=ratio) for c in self.in_channels])
+                                       ratio=ratio, norm_cfg=rcm_norm_cfg) for c in self.in_channels])
         self.conv = nn.ModuleList([conv2d(ch, c, 1) for c in self.in_channels[:-1]])
         self.lgc = DPGHead(ch, ch)
 
@@ -205,3 +210,63 @@ class CGRSeg(BaseDecodeHead):
         prev = self.cls_seg(self.linear_fuse(x))
         context = spatial_gather(x, prev)
         return self.cls_seg(self.lgc(x, context) + x)
+
+
+# ----------------------------------------------------------------------------- operation counts (jseg.analysis)
+# CGRSeg's get_flops is mmcv's module counter; torchprofile rules are given for comparison with SegNeXt.
+
+def _rca_macs(self, convention, inputs, out):
+    B, C, H, W = inputs[0].shape
+    if convention == "torchprofile":
+        return B * C * (H + W) + numel(out)   # two adaptive pools, att * loc
+    return 2 * numel(inputs[0])   # nn.AdaptiveAvgPool2d (None,1) and (1,None): one per input element each
+
+
+def _rcm_macs(self, convention, inputs, out):
+    return numel(out) if convention == "torchprofile" else 0   # * gamma
+
+
+def _fuse_block_macs(self, convention, inputs, out):
+    if convention == "torchprofile":
+        return 4 * numel(out) + numel(out)   # bilinear up of the gate (to x_l's size), fuse1 * gate
+    x_h = inputs[1]
+    return x_h.shape[0] * self.fuse2.conv.out_channels * x_h.shape[2] * x_h.shape[3]   # h_sigmoid's nn.ReLU6
+
+
+def _head_macs(self, convention, inputs, out):
+    if convention != "torchprofile":
+        return 0
+    xx = [inputs[0][i] for i in self.in_index]
+    B = xx[0].shape[0]
+    H32, W32 = xx[-1].shape[2:]
+    pooled = sum(f.shape[1] for f in xx) * ((H32 - 1) // 2 + 1) * ((W32 - 1) // 2 + 1) * B
+    ups = sum(4 * B * self.channels * f.shape[2] * f.shape[3] for f in xx[:-1])   # results[-1] resized to xx[i]
+    K, (h8, w8) = self.num_classes, xx[0].shape[2:]
+    gather = B * K * h8 * w8 * self.channels + B * K * self.channels   # probs @ x^T, DPG context y @ mask
+    return pooled + ups + gather + B * self.channels * h8 * w8        # x * sigmoid(gate)
+
+
+RCA.count_macs = _rca_macs
+RCM.count_macs = _rcm_macs
+FuseBlockMulti.count_macs = _fuse_block_macs
+CGRSeg.count_macs = _head_macs
+ChannelLayerNorm.count_macs = norm_macs
+for _cls in (ConvMlp, NextLayer, DPGHead):
+    _cls.count_macs = no_own_macs
+
+
+# ----------------------------------------------------------------------------- checkpoints (jseg.checkpoint)
+
+def _checkpoint_hint(report):
+    if "decode_head.linear_fuse.weight" in report.unexpected and \
+            "decode_head.linear_fuse.conv.weight" in report.missing:
+        return ("a CGRSeg checkpoint from before the authors' commit 8ef4bcf, where linear_fuse was a plain "
+                "conv with bias: build the head with --cfg-options model.decode_head.legacy_linear_fuse=True")
+    if "decode_head.linear_fuse.conv.weight" in report.unexpected and \
+            "decode_head.linear_fuse.weight" in report.missing:
+        return ("a CGRSeg checkpoint with the current linear_fuse (ConvModule: conv + BN + ReLU): build the "
+                "head without legacy_linear_fuse")
+    return None
+
+
+CGRSeg.checkpoint_rules = CheckpointRules(hint=_checkpoint_hint)

@@ -14,9 +14,10 @@ Official semantics kept here:
   HamNet's one-step gradient (iterations without grad, only the last coefficient
   update differentiable) is available as ``grad_mode='onestep'``.
 
-Bases can be injected (``inject_bases``: parity with a PyTorch run) or drawn
-from a seeded NumPy generator (``seed``: reproducible results on every run and
-platform); otherwise they come from Jittor's RNG (``jt.set_global_seed``).
+The bases are this module's random stream (``random_stream = 'nmf_bases'``, see
+``jseg.models.random_streams``): inside a ``random_streams`` context they are injected
+(parity with a PyTorch run) or drawn per sample from its keys; otherwise from a seeded
+NumPy generator (``seed``) or Jittor's RNG (``jt.set_global_seed``).
 """
 import numpy as np
 import jittor as jt
@@ -24,7 +25,8 @@ from jittor import nn
 
 from ...config import ConfigError, did_you_mean
 from ...registry import MODELS
-from ..layers import ConvModule, bmm, resize
+from ..layers import ConvModule, bmm, no_own_macs, resize
+from ..random_streams import current as current_streams
 from .decode_head import BaseDecodeHead
 
 # Official ham_kwargs keys (OFF upper case; mmseg 1.x lower case) -> NMF2D argument.
@@ -51,6 +53,7 @@ class NMF2D(nn.Module):
     """
 
     inv_t = 1  # NMF2D.__init__ forces inv_t = 1 whatever INV_T says
+    random_stream = "nmf_bases"  # (B*S, D, R) L2-normalised bases, one array per forward
 
     def __init__(self, S=1, R=64, train_steps=6, eval_steps=7, rand_init=True, spatial=True,
                  grad_mode="full", seed=None):
@@ -65,10 +68,7 @@ class NMF2D(nn.Module):
         self.train_steps = train_steps
         self.eval_steps = eval_steps
         self.grad_mode = grad_mode
-        self._injected = []
         self._rng = None
-        self._sample_keys = None
-        self._sample_forwards = 0
         if seed is not None:
             self.seed(seed)
 
@@ -88,39 +88,27 @@ class NMF2D(nn.Module):
         """Draw future bases from ``np.random.default_rng(seed)`` (None: back to Jittor's RNG)."""
         self._rng = None if seed is None else np.random.default_rng(seed)
 
-    def inject_bases(self, bases_list):
-        """Queue already-normalised bases, one ``(B*S, D, R)`` array per coming forward, used in order."""
-        self._injected.extend(np.array(b, dtype=np.float32, order="C", copy=True) for b in bases_list)
-
-    def pending_bases(self):
-        return len(self._injected)
-
-    def set_sample_keys(self, keys):
-        """Per-sample bases: sample j of the next forwards draws from ``default_rng([*keys[j], k])`` for
-        the k-th forward since this call.  A sample's bases then do not depend on which process or
-        batch it is in (distributed runs equal single-process ones).  ``None`` switches this off."""
-        self._sample_keys = None if keys is None else [tuple(int(v) for v in k) for k in keys]
-        self._sample_forwards = 0
-
     def _draw_bases(self, BS, D):
-        if self._injected:
-            bases = self._injected.pop(0)
-            if bases.shape != (BS, D, self.R):
-                raise ValueError(f"injected NMF bases have shape {bases.shape}, this forward needs {(BS, D, self.R)}")
-            return jt.array(bases)
-        if self._sample_keys is not None:
-            if len(self._sample_keys) * self.S != BS:
-                raise ValueError(f"{len(self._sample_keys)} sample keys set, this forward has {BS // self.S} samples")
-            k = self._sample_forwards
-            self._sample_forwards += 1
-            raw = jt.array(np.concatenate([np.random.default_rng([*key, k]).random((self.S, D, self.R),
-                                                                                 dtype=np.float32)
-                                           for key in self._sample_keys]))
-        elif self._rng is not None:
-            raw = jt.array(self._rng.random((BS, D, self.R), dtype=np.float32))
-        else:
-            raw = jt.rand((BS, D, self.R), dtype="float32")
-        return self.normalize(raw)
+        streams = current_streams()
+        if streams is not None:
+            bases = streams.take_injected(self.random_stream)
+            if bases is not None:
+                if bases.shape != (BS, D, self.R):
+                    raise ValueError(f"injected NMF bases have shape {bases.shape}, this forward needs "
+                                     f"{(BS, D, self.R)}")
+                return jt.array(bases)
+            raw = streams.uniform(BS // self.S, (self.S, D, self.R))
+            if raw is not None:
+                return self.normalize(jt.array(raw))
+        if self._rng is not None:
+            return self.normalize(jt.array(self._rng.random((BS, D, self.R), dtype=np.float32)))
+        return self.normalize(jt.rand((BS, D, self.R), dtype="float32"))
+
+    @staticmethod
+    def from_raw_draws(raw):
+        """A reference's raw ``U[0,1)`` draws -> the bases (``F.normalize`` over D, eps 1e-12), in NumPy."""
+        raw = np.asarray(raw, dtype=np.float32)
+        return raw / np.maximum(np.sqrt((raw * raw).sum(axis=-2, keepdims=True)), 1e-12)
 
     @staticmethod
     def normalize(raw, eps=1e-12):
@@ -212,3 +200,38 @@ class LightHamHead(BaseDecodeHead):
         x = self.hamburger(x)
         out = self.align(x)
         return self.cls_seg(out)
+
+
+# ----------------------------------------------------------------------------- operation counts (jseg.analysis)
+# SegNeXt's get_flops uses torchprofile; mmcv's module counter sees only the convs and norms here.
+
+def nmf_macs(BS, D, N, R, steps):
+    """MACs of the official NMF2D forward on (BS, D, N) with R bases and ``steps`` updates."""
+    xt_b = BS * N * D * R                     # x^T @ bases
+    coef_upd = xt_b + BS * (R * D * R + N * R * R) + BS * N * R   # numerator, coef @ (B^T B), coef *
+    bases_upd = BS * D * N * R + BS * (R * N * R + D * R * R) + BS * D * R
+    init = xt_b + BS * N * R                 # x^T bases, inv_t *
+    reconstruct = BS * D * R * N             # bases @ coef^T
+    return init + steps * (coef_upd + bases_upd) + coef_upd + reconstruct
+
+
+def _nmf_macs(self, convention, inputs, out):
+    if convention != "torchprofile":
+        return 0
+    B, C, H, W = inputs[0].shape
+    steps = self.train_steps if self.is_training() else self.eval_steps
+    return nmf_macs(B * self.S, C // self.S, H * W, self.R, steps)
+
+
+def _head_macs(self, convention, inputs, out):
+    if convention != "torchprofile":
+        return 0
+    feats = [inputs[0][i] for i in self.in_index]
+    H, W = feats[0].shape[2:]
+    # every selected level is bilinearly resized to stage-2 size (the first one to its own size)
+    return sum(4 * f.shape[0] * f.shape[1] * H * W for f in feats)
+
+
+NMF2D.count_macs = _nmf_macs
+LightHamHead.count_macs = _head_macs
+Hamburger.count_macs = no_own_macs

@@ -13,8 +13,9 @@ The concat order is c4, c3, c2, c1.  ``conv_seg`` of BaseDecodeHead exists
 import jittor as jt
 from jittor import nn
 
+from ...checkpoint import CheckpointRules
 from ...registry import MODELS
-from ..layers import ConvModule, Linear, conv2d, resize
+from ..layers import ConvModule, Linear, conv2d, no_own_macs, resize
 from .decode_head import BaseDecodeHead
 
 
@@ -66,3 +67,29 @@ class SegFormerHead(BaseDecodeHead):
         if self.dropout is not None:
             x = self.dropout(x)
         return self.linear_pred(x)
+
+
+# ----------------------------------------------------------------------------- operation counts (jseg.analysis)
+
+def _head_macs(self, convention, inputs, out):
+    if convention != "torchprofile":
+        return 0   # mmcv does not count F.interpolate
+    c1 = inputs[0][self.in_index[0]]
+    H, W = c1.shape[2:]
+    return 3 * 4 * c1.shape[0] * self.embed_dim * H * W   # _c4, _c3, _c2 resized to the c1 size
+
+
+SegFormerHead.count_macs = _head_macs
+MLP.count_macs = no_own_macs
+
+
+# ----------------------------------------------------------------------------- checkpoints (jseg.checkpoint)
+
+def _checkpoint_hint(report):
+    if any(k.startswith(("decode_head.fusion_conv.", "decode_head.convs.")) for k in report.unexpected):
+        return ("this checkpoint has mmseg-1.x's SegformerHead, a different head from NVlabs' all-MLP "
+                "decoder: only its backbone can be loaded, e.g. load_checkpoint(model.backbone, path)")
+    return None
+
+
+SegFormerHead.checkpoint_rules = CheckpointRules(hint=_checkpoint_hint)

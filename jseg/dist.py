@@ -1,4 +1,8 @@
-"""The few MPI helpers the runner needs (Open MPI through Jittor; no-ops in a single process)."""
+"""Rank, world size and the few MPI collectives jseg needs (Open MPI through Jittor; no-ops in a single process).
+
+The one place that reads ``jt.rank`` / ``jt.world_size``: datasets shard by it, the runner averages and
+broadcasts through it.
+"""
 import numpy as np
 import jittor as jt
 
@@ -31,7 +35,11 @@ def broadcast_model(model):
     """
     if jt.in_mpi:
         for v in model.state_dict().values():
-            v.assign(v.mpi_broadcast(0))
+            # Integer state (index tables, BN counters) is equal on every rank by construction and is not sent:
+            # Jittor 1.3.11's mpi_broadcast sends int64 as MPI_DOUBLE_INT (16 bytes per 8-byte element) and
+            # overwrote the tensors next to it (CGRSeg's bias index tables: 27 tensors wrong on rank 1).
+            if v.dtype in ("float16", "float32", "float64"):
+                v.assign(v.mpi_broadcast(0))
     jt.sync(list(model.state_dict().values()))
     jt.sync_all(True)
 

@@ -1,0 +1,35 @@
+"""Activations with PyTorch's definitions, and mmcv's ``act_cfg``."""
+import math
+
+import jittor as jt
+from jittor import nn
+
+from .counting import no_own_macs, numel
+
+
+class GELU(nn.Module):
+    """Exact (erf) GELU, PyTorch's ``nn.GELU()`` default."""
+
+    def execute(self, x):
+        return 0.5 * x * (1.0 + jt.erf(x * (1.0 / math.sqrt(2.0))))
+
+    count_macs = no_own_macs   # neither torchprofile nor mmcv counts GELU
+
+
+class ReLU(nn.Module):
+    def execute(self, x):
+        return jt.nn.relu(x)
+
+    def count_macs(self, convention, inputs, out):
+        return 0 if convention == "torchprofile" else numel(out)   # mmcv counts one per output
+
+
+def build_activation(cfg):
+    if cfg is None:
+        return None
+    kind = cfg.get("type")
+    if kind == "ReLU":
+        return ReLU()
+    if kind == "GELU":
+        return GELU()
+    raise KeyError(f"unknown activation type {kind!r} in act_cfg; expected ReLU or GELU")

@@ -1,0 +1,47 @@
+"""Convolutions: ``conv2d`` (``nn.Conv2d`` with normalised arguments) and mmcv's ``ConvModule``."""
+from jittor import nn
+
+from .activation import build_activation
+from .counting import no_own_macs
+from .init import fan_out_normal_init_
+from .norm import build_norm_layer
+
+
+def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
+    """``nn.Conv2d`` with tuple arguments normalised (Jittor accepts ints or tuples)."""
+    def pair(v):
+        return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+    return nn.Conv2d(in_channels, out_channels, pair(kernel_size), stride=pair(stride),
+                     padding=pair(padding), groups=groups, bias=bias)
+
+
+class ConvModule(nn.Module):
+    """mmcv ``ConvModule``: conv -> norm -> activation.
+
+    ``bias='auto'`` means a bias only when there is no norm.  The norm is
+    stored under mmcv's attribute name (``bn``/``gn``/``ln``) so that state-dict
+    keys match the official checkpoints (``squeeze.conv.weight``, ``squeeze.gn.bias``).
+    Init as in mmcv: kaiming normal (fan_out, relu) for the conv, bias 0, norm (1, 0).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1,
+                 bias="auto", norm_cfg=None, act_cfg=dict(type="ReLU")):
+        if bias == "auto":
+            bias = norm_cfg is None
+        self.conv = conv2d(in_channels, out_channels, kernel_size, stride, padding, groups, bias)
+        fan_out_normal_init_(self.conv)
+        self.norm_name = None
+        if norm_cfg is not None:
+            self.norm_name, norm = build_norm_layer(norm_cfg, out_channels)
+            setattr(self, self.norm_name, norm)
+        self.activate = build_activation(act_cfg)
+
+    def execute(self, x):
+        x = self.conv(x)
+        if self.norm_name is not None:
+            x = getattr(self, self.norm_name)(x)
+        if self.activate is not None:
+            x = self.activate(x)
+        return x
+
+    count_macs = no_own_macs   # conv, norm and activation count themselves
