@@ -15,6 +15,7 @@ import pickle
 import re
 import resource
 import signal
+import sys
 import time
 
 import jittor as jt
@@ -28,6 +29,7 @@ from ..evaluation import evaluate, format_table
 from ..models import build_segmentor
 from ..models.random_streams import random_streams
 from .. import dist
+from .compile_watch import CompileWatch
 from .optim import build_optimizer, load_optimizer_state, optimizer_state
 from .schedule import build_lr_schedule
 from .settings import check_training_config
@@ -308,6 +310,7 @@ class Runner:
         local = self.batch // dist.world_size()
         t_start, t_last, n_last = time.time(), time.time(), self.iter
         batches = self._batches()
+        watch = CompileWatch(self.log).__enter__()   # the first iterations of a new model compile its kernels
         try:
             while self.iter < stop:
                 batch = next(batches)
@@ -351,6 +354,7 @@ class Runner:
             raise Interrupted(signum, f"training stopped at iteration {self.iter}; {self._where_to_go_back()}") \
                 from None
         finally:  # stops the workers and frees the batches loaded ahead, also when training stops with an error
+            watch.__exit__(*sys.exc_info())
             batches.close()
             self.train_set.close()
         self.log(f"training done in {_fmt_time(time.time() - t_start)}")

@@ -40,6 +40,7 @@ def _main(argv):
     from ..datasets import build_dataset
     from ..datasets.transforms.test_time_aug import enable_aug_test
     from .. import dist
+    from ..engine.compile_watch import CompileWatch
     from ..evaluation import evaluate, show_paths
     from ..errors import UsageError
     from ..evaluation import format_table
@@ -63,7 +64,8 @@ def _main(argv):
                              f"writes, e.g. {existing[0]}; pass --force to overwrite them or choose another folder")
     log = print if dist.is_main() else (lambda *_: None)
     log(f"{report}\nevaluating {dataset}")
-    result = evaluate(model, dataset, seed=a.seed, log=log, show_dir=a.show_dir)
+    with CompileWatch(log):   # a first run compiles the model's kernels: say so
+        result = evaluate(model, dataset, seed=a.seed, log=log, show_dir=a.show_dir)
     log(format_table(result, dataset.CLASSES))
     return 0
 
