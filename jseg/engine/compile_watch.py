@@ -2,13 +2,41 @@
 
 Jittor compiles every new kernel (a new op, shape or dtype) the first time it runs, one at a time
 here (``use_parallel_op_compiler=0``, ``jseg/_env.py``): the first iterations of a model on a fresh
-machine can take minutes without a line of output.  ``CompileWatch`` counts the kernels that appear
-in Jittor's cache while it is active and reports them every ``interval`` seconds in which some were
-compiled; a warm run says nothing.
+machine take minutes.  Jittor holds the GIL while it compiles, so no Python thread of this process
+can speak meanwhile: ``CompileWatch`` starts a small watcher process (plain Python, its own session,
+so a terminal Ctrl-C does not reach it) that counts the kernels appearing in Jittor's cache and
+prints a line every ``interval`` seconds in which some were compiled.  A warm run prints nothing.
+The watcher stops when told to, or when this process is gone.
 """
 import os
-import threading
+import subprocess
+import sys
 import time
+
+_WATCHER = r"""
+import datetime, os, select, sys, time
+directory, interval, log_path, parent = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def count():
+    try:
+        with os.scandir(directory) as it:
+            return sum(1 for e in it if e.name.endswith(".so"))
+    except OSError:
+        return 0
+start, before, reported = time.time(), count(), 0
+while True:
+    ready, _, _ = select.select([sys.stdin], [], [], interval)
+    if ready or os.getppid() != parent:   # told to stop (or the pipe closed), or the trainer is gone
+        break
+    n = count() - before
+    if n > reported:
+        line = (f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S} compiling kernels (first run only): "
+                f"{n} so far, {time.time() - start:.0f} s")
+        print(line, flush=True)
+        if log_path:
+            with open(log_path, "a") as f:
+                f.write(line + "\n")
+        reported = n
+"""
 
 
 def kernel_dir():
@@ -17,7 +45,7 @@ def kernel_dir():
     return os.path.join(jittor_utils.cache_path, "jit")
 
 
-def _count(directory):
+def count_kernels(directory):
     try:
         with os.scandir(directory) as it:
             return sum(1 for e in it if e.name.endswith(".so"))
@@ -26,37 +54,40 @@ def _count(directory):
 
 
 class CompileWatch:
-    """``with CompileWatch(log): ...`` logs ``compiling kernels (first run only): N so far`` while kernels
-    are being compiled inside the block, and a summary at its end if any were."""
+    """``with CompileWatch(log, log_path): ...``: progress lines while kernels compile inside the block (on
+    stdout and appended to ``log_path``), and ``log`` gets a summary at its end if any were compiled.
+    ``enabled=False`` (MPI ranks other than 0) does nothing."""
 
-    def __init__(self, log, interval=15.0, directory=None):
+    def __init__(self, log, log_path=None, interval=15.0, directory=None, enabled=True):
         self.log = log
+        self.log_path = log_path
         self.interval = float(interval)
         self.directory = directory or kernel_dir()
+        self.enabled = enabled
         self.compiled = 0
-        self._stop = threading.Event()
-        self._thread = None
+        self._proc = None
 
     def __enter__(self):
-        self._start, self._before = time.time(), _count(self.directory)
-        self._thread = threading.Thread(target=self._watch, name="jseg-compile-watch", daemon=True)
-        self._thread.start()
+        self._start, self._before = time.time(), count_kernels(self.directory)
+        if self.enabled:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _WATCHER, self.directory, str(self.interval), self.log_path or "",
+                 str(os.getpid())], stdin=subprocess.PIPE, start_new_session=True)
         return self
 
-    def _watch(self):
-        reported = 0
-        while not self._stop.wait(self.interval):
-            self.compiled = max(_count(self.directory) - self._before, 0)
-            if self.compiled > reported:
-                self.log(f"compiling kernels (first run only): {self.compiled} so far, "
-                         f"{time.time() - self._start:.0f} s")
-                reported = self.compiled
-
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.compiled = max(_count(self.directory) - self._before, 0)
-        if self.compiled and exc[0] is None:
+        if self._proc is not None:
+            try:
+                self._proc.stdin.write(b"stop\n")   # a message, not EOF: forked data workers share the pipe
+                self._proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._proc.wait(timeout=self.interval + 5)
+            except subprocess.TimeoutExpired:
+                pass   # not killed: Jittor ends this process when a child dies of a signal; it exits with us
+        self.compiled = max(count_kernels(self.directory) - self._before, 0)
+        if self.enabled and self.compiled and exc[0] is None:
             self.log(f"compiled {self.compiled} new kernels in {time.time() - self._start:.0f} s "
                      "(cached: later runs of this model and shape skip this)")
         return False

@@ -310,7 +310,8 @@ class Runner:
         local = self.batch // dist.world_size()
         t_start, t_last, n_last = time.time(), time.time(), self.iter
         batches = self._batches()
-        watch = CompileWatch(self.log).__enter__()   # the first iterations of a new model compile its kernels
+        # the first iterations of a new model compile its kernels: say so
+        watch = CompileWatch(self.log, self.log.text, enabled=self.log.enabled).__enter__()
         try:
             while self.iter < stop:
                 batch = next(batches)

@@ -64,7 +64,7 @@ def _main(argv):
                              f"writes, e.g. {existing[0]}; pass --force to overwrite them or choose another folder")
     log = print if dist.is_main() else (lambda *_: None)
     log(f"{report}\nevaluating {dataset}")
-    with CompileWatch(log):   # a first run compiles the model's kernels: say so
+    with CompileWatch(log, enabled=dist.is_main()):   # a first run compiles the model's kernels: say so
         result = evaluate(model, dataset, seed=a.seed, log=log, show_dir=a.show_dir)
     log(format_table(result, dataset.CLASSES))
     return 0
