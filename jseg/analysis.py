@@ -105,7 +105,7 @@ def _rule_for(module):
     """The rule of the module's exact class (a subclass may add ops, so it needs its own rule)."""
     cls = type(module)
     if "count_macs" in cls.__dict__:
-        return lambda m, convention, inputs, out: cls.__dict__["count_macs"](m, convention, inputs, out)
+        return cls.__dict__["count_macs"]   # a plain function: rule(module, convention, inputs, out)
     if cls in FRAMEWORK_RULES:
         return FRAMEWORK_RULES[cls]
     raise MissingMacRule(f"no counting rule for {cls.__module__}.{cls.__qualname__}: give the class a method "

@@ -118,25 +118,24 @@ class CheckpointRules:
         self.hint = hint
 
 
-def model_rules(model):
-    """The ``CheckpointRules`` of the classes in ``model`` (each once, in module order)."""
+def _rules_of(classes):
     rules = []
-    for m in model.modules():
-        r = getattr(type(m), "checkpoint_rules", None)
+    for cls in classes:
+        r = getattr(cls, "checkpoint_rules", None)
         if r is not None and all(r is not seen for seen in rules):
             rules.append(r)
     return rules
+
+
+def model_rules(model):
+    """The ``CheckpointRules`` of the classes in ``model`` (each once, in module order)."""
+    return _rules_of(type(m) for m in model.modules())
 
 
 def registered_rules():
     """The ``CheckpointRules`` of every registered model class (for conversions without a model)."""
     from .registry import MODELS
-    rules = []
-    for name in MODELS.names():
-        r = getattr(MODELS.get(name), "checkpoint_rules", None)
-        if r is not None and all(r is not seen for seen in rules):
-            rules.append(r)
-    return rules
+    return _rules_of(MODELS.get(name) for name in MODELS.names())
 
 
 class LoadReport:
