@@ -1,12 +1,19 @@
 """Custom CPU kernels (``jt.code``) where Jittor's generic ones are the bottleneck.
 
-Jittor's own CPU kernels are single-threaded and its bilinear resize gathers
-and weighs four inputs per output with per-element index arithmetic.  The
-final resize of SegNeXt-T's 150-class logits to 512x512 then took 107 ms of a
-300 ms inference on 2 cores.  ``bilinear_resize_cpu`` is separable (each
-needed input row is interpolated horizontally once, output rows blend two
-cached rows) and splits the planes over threads: about 10x faster.  It has
-no gradient and is only used under ``no_grad``/for stop-grad inputs.
+Jittor's own CPU kernels are single-threaded, its bilinear resize gathers and
+weighs four inputs per output with per-element index arithmetic, and its
+backward is a scatter-add (``reindex_reduce``).  In a SegNeXt-T training step
+(2x150 logits resized to 512x512) the resize forward took 318 ms, its backward
+341 ms and the accuracy's argmax 313 ms, of 3.2 s.
+
+- ``bilinear_resize_cpu``: separable (each needed input row is interpolated
+  horizontally once, output rows blend two cached rows), planes split over
+  threads; differentiable: its backward (``_BILINEAR_GRAD``) applies the
+  transposed weights the same way (each output row is folded horizontally
+  once, then added to its two input rows).
+- ``argmax_cpu``: argmax over dim 1, pixels split over threads, classes read as
+  contiguous rows (first maximum wins; a NaN wins, as in PyTorch).
+Both are ~10x faster than the Jittor ops they replace; CUDA keeps Jittor's.
 """
 import os
 
@@ -17,17 +24,17 @@ _HEADER = r"""
 #include <vector>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+// NaN test on the bits: Jittor builds kernels with -Ofast, under which v != v folds to false
+static inline bool jseg_is_nan(float v) { uint32_t u; std::memcpy(&u, &v, 4); return (u & 0x7fffffffu) > 0x7f800000u; }
 """
 
 # PyTorch's upsample_bilinear2d (CPU, float): scale = in/out (align_corners: (in-1)/(out-1)),
 # src = max(scale*(dst+0.5)-0.5, 0) (align_corners: scale*dst), i0 = min(floor(src), in-1),
 # i1 = i0 + (i0 < in-1), l1 = src - i0; out = h0*(w0*a + w1*b) + h1*(w0*c + w1*d).
-_SRC = r"""
-const int NC = in0_shape0, Hi = in0_shape1, Wi = in0_shape2;
-const int Ho = out0_shape1, Wo = out0_shape2;
+_INDEX = r"""
 const bool ac = @ALIGN;
-const float* src = in0_p;
-float* dst = out0_p;
 auto scale = [&](int in, int out) -> float {
     if (ac) return out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.f;
     return (float)in / (float)out;
@@ -43,6 +50,25 @@ std::vector<float> lx(Wo), ly(Ho);
 const float sx = scale(Wi, Wo), sy = scale(Hi, Ho);
 for (int x = 0; x < Wo; x++) index(sx, x, Wi, x0[x], x1[x], lx[x]);
 for (int y = 0; y < Ho; y++) index(sy, y, Hi, y0[y], y1[y], ly[y]);
+"""
+
+_THREADS = r"""
+int nt = std::min(NC, @THREADS);
+if (nt <= 1) { work(0, NC); }
+else {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < nt; t++)
+        ts.emplace_back(work, (int)((long long)NC * t / nt), (int)((long long)NC * (t + 1) / nt));
+    for (auto& t : ts) t.join();
+}
+"""
+
+_SRC = r"""
+const int NC = in0_shape0, Hi = in0_shape1, Wi = in0_shape2;
+const int Ho = out0_shape1, Wo = out0_shape2;
+const float* src = in0_p;
+float* dst = out0_p;
+""" + _INDEX + r"""
 auto work = [&](int c_begin, int c_end) {
     std::vector<float> row_a(Wo), row_b(Wo);
     for (int c = c_begin; c < c_end; c++) {
@@ -73,12 +99,74 @@ auto work = [&](int c_begin, int c_end) {
         }
     }
 };
-int nt = std::min(NC, @THREADS);
-if (nt <= 1) { work(0, NC); }
+""" + _THREADS
+
+# Backward: the adjoint of the forward.  in0 = dL/dout (NC, Ho, Wo), out0 = dL/din (NC, Hi, Wi).
+# Each output row is folded horizontally once (w0 to x0, w1 to x1), then added to input rows
+# y0 (weight h0) and y1 (weight h1): fewer operations than scattering four weights per output.
+_BILINEAR_GRAD = r"""
+const int NC = out0_shape0, Hi = out0_shape1, Wi = out0_shape2;
+const int Ho = in0_shape1, Wo = in0_shape2;
+const float* gout = in0_p;
+float* gin = out0_p;
+""" + _INDEX + r"""
+auto work = [&](int c_begin, int c_end) {
+    std::vector<float> fold(Wi);
+    for (int c = c_begin; c < c_end; c++) {
+        const float* g = gout + (size_t)c * Ho * Wo;
+        float* plane = gin + (size_t)c * Hi * Wi;
+        std::fill(plane, plane + (size_t)Hi * Wi, 0.f);
+        for (int y = 0; y < Ho; y++) {
+            const float* row = g + (size_t)y * Wo;
+            std::fill(fold.begin(), fold.end(), 0.f);
+            for (int x = 0; x < Wo; x++) {
+                float l = lx[x], v = row[x];
+                fold[x0[x]] += (1.f - l) * v;
+                fold[x1[x]] += l * v;
+            }
+            const float l = ly[y], h0 = 1.f - l;
+            float* a = plane + (size_t)y0[y] * Wi;
+            float* b = plane + (size_t)y1[y] * Wi;
+            for (int x = 0; x < Wi; x++) a[x] += h0 * fold[x];
+            for (int x = 0; x < Wi; x++) b[x] += l * fold[x];
+        }
+    }
+};
+""" + _THREADS
+
+# argmax over dim 1 of (N, C, P): each thread takes a contiguous range of the N*P pixels and walks
+# them in blocks, reading every class as a contiguous row of the block.
+_ARGMAX = r"""
+const int N = in0_shape0, C = in0_shape1, P = in0_shape2;
+const float* x = in0_p;
+int* idx = out0_p;
+auto work = [&](long long begin, long long end) {
+    const int BLOCK = 512;
+    float best[BLOCK];
+    bool nan[BLOCK];
+    for (long long s = begin; s < end;) {
+        const int n = (int)(s / P), p = (int)(s % P);
+        const int len = (int)std::min<long long>({(long long)BLOCK, (long long)P - p, end - s});
+        const float* base = x + (size_t)n * C * P + p;
+        int* o = idx + (size_t)n * P + p;
+        for (int i = 0; i < len; i++) { best[i] = base[i]; o[i] = 0; nan[i] = jseg_is_nan(base[i]); }
+        for (int c = 1; c < C; c++) {
+            const float* row = base + (size_t)c * P;
+            for (int i = 0; i < len; i++) {
+                const float v = row[i];
+                if (v > best[i] && !nan[i]) { best[i] = v; o[i] = c; }
+                else if (!nan[i] && jseg_is_nan(v)) { nan[i] = true; o[i] = c; }
+            }
+        }
+        s += len;
+    }
+};
+const long long total = (long long)N * P;
+int nt = (int)std::min<long long>(@THREADS, std::max<long long>(1, total / 4096));
+if (nt <= 1) { work(0, total); }
 else {
     std::vector<std::thread> ts;
-    for (int t = 0; t < nt; t++)
-        ts.emplace_back(work, (int)((long long)NC * t / nt), (int)((long long)NC * (t + 1) / nt));
+    for (int t = 0; t < nt; t++) ts.emplace_back(work, total * t / nt, total * (t + 1) / nt);
     for (auto& t : ts) t.join();
 }
 """
@@ -95,12 +183,51 @@ def cpu_threads():
         return os.cpu_count() or 1
 
 
+def _source(src, align_corners):
+    return src.replace("@ALIGN", "true" if align_corners else "false").replace("@THREADS", str(cpu_threads()))
+
+
+class _BilinearResize(jt.Function):
+    """Forward and exact backward (the transposed interpolation) as threaded kernels."""
+
+    def execute(self, flat, size, align_corners):
+        self.in_hw = tuple(flat.shape[1:])
+        self.align_corners = align_corners
+        return jt.code((flat.shape[0], *size), "float32", [flat], cpu_header=_HEADER,
+                       cpu_src=_source(_SRC, align_corners))
+
+    def grad(self, g):
+        g = g.cast("float32")
+        return (jt.code((g.shape[0], *self.in_hw), "float32", [g], cpu_header=_HEADER,
+                        cpu_src=_source(_BILINEAR_GRAD, self.align_corners)), None, None)
+
+
 def bilinear_resize_cpu(x, size, align_corners=False):
     """Bilinear resize of an ``(N, C, H, W)`` float32 Var to ``size`` on the CPU, like PyTorch's
-    ``F.interpolate(mode='bilinear')``; no gradient."""
+    ``F.interpolate(mode='bilinear')``, with its exact gradient."""
     N, C, H, W = x.shape
     Ho, Wo = (int(s) for s in size)
-    flat = x.reshape((N * C, H, W))
-    src = _SRC.replace("@ALIGN", "true" if align_corners else "false").replace("@THREADS", str(cpu_threads()))
-    out = jt.code((N * C, Ho, Wo), "float32", [flat], cpu_header=_HEADER, cpu_src=src)
-    return out.reshape((N, C, Ho, Wo)).stop_grad()
+    out = _BilinearResize.apply(x.reshape((N * C, H, W)), (Ho, Wo), bool(align_corners))
+    return out.reshape((N, C, Ho, Wo))
+
+
+def argmax_cpu(x, dim=1):
+    """Index of the largest value along ``dim`` (int32; first maximum, NaN wins) of a float32 Var on the
+    CPU; no gradient.  Same result as ``jt.argmax(x, dim)[0]``."""
+    shape = tuple(x.shape)
+    lead, C = 1, shape[dim]
+    for s in shape[:dim]:
+        lead *= s
+    P = 1
+    for s in shape[dim + 1:]:
+        P *= s
+    flat = x.detach().reshape((lead, C, P))
+    out = jt.code((lead, P), "int32", [flat], cpu_header=_HEADER, cpu_src=_source(_ARGMAX, False))
+    return out.reshape(shape[:dim] + shape[dim + 1:]).stop_grad()
+
+
+def argmax(x, dim=1):
+    """``jt.argmax(x, dim)[0]`` without gradient; the threaded kernel for float32 on the CPU."""
+    if not jt.flags.use_cuda and x.dtype == "float32":
+        return argmax_cpu(x, dim)
+    return jt.argmax(x.detach(), dim=dim)[0]

@@ -15,6 +15,7 @@ from jittor import nn
 
 from ..registry import MODELS
 from .layers import no_own_macs, resize
+from .kernels import argmax
 from .random_streams import random_streams
 
 
@@ -194,7 +195,7 @@ class EncoderDecoder(nn.Module):
                 views.append((scaled[:, :, :, ::-1], True))
         with jt.no_grad():
             prob = self.aug_test(views, ori_shape)
-            return jt.argmax(prob, dim=1)[0]
+            return argmax(prob, dim=1)
 
 
 EncoderDecoder.count_macs = no_own_macs   # jseg.analysis counts the final logits resize itself

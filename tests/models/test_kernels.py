@@ -1,4 +1,5 @@
-"""The threaded CPU bilinear resize (jseg.models.kernels) against PyTorch's float32 arithmetic.
+"""The threaded CPU kernels (jseg.models.kernels): bilinear resize (forward against PyTorch's float32
+arithmetic, backward against the transposed interpolation and Jittor's own autograd), argmax.
 
 The reference below is a NumPy transcription of the rule PyTorch's CPU
 ``upsample_bilinear2d`` documents and applies (float32 throughout): scale =
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from jittor import nn
 
-from jseg.models.kernels import bilinear_resize_cpu
+from jseg.models.kernels import argmax_cpu, bilinear_resize_cpu
 from jseg.models.layers import resize
 
 f32 = np.float32
@@ -42,6 +43,22 @@ def torch_rule_resize(x, size, align_corners):
     return rows(y0) * (f32(1) - ly)[:, None] + rows(y1) * ly[:, None]
 
 
+def _matrix(n_in, n_out, align_corners):
+    """The (out, in) interpolation matrix of one axis (float64)."""
+    i0, i1, l1 = _axis(n_in, n_out, align_corners)
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), i0), 1.0 - l1.astype(np.float64))
+    np.add.at(m, (np.arange(n_out), i1), l1.astype(np.float64))
+    return m
+
+
+def adjoint_resize(g, in_hw, align_corners):
+    """dL/dx for y = Ry x Rx^T: Ry^T g Rx (float64)."""
+    ry = _matrix(in_hw[0], g.shape[2], align_corners)
+    rx = _matrix(in_hw[1], g.shape[3], align_corners)
+    return np.einsum("yi,ncyx,xj->ncij", ry, g.astype(np.float64), rx)
+
+
 CASES = [((2, 3, 13, 17), (100, 132), False),   # 8x-ish upsampling, as the final logits resize
          ((1, 2, 100, 132), (37, 53), False),   # downsampling (aug-test scale 0.5, rescale to ori_shape)
          ((1, 2, 7, 9), (13, 5), False),        # up in H, down in W
@@ -55,26 +72,68 @@ CASES = [((2, 3, 13, 17), (100, 132), False),   # 8x-ish upsampling, as the fina
 def test_kernel_follows_pytorch_rule(shape, size, align_corners):
     x = np.random.default_rng(0).standard_normal(shape).astype(f32)
     out = bilinear_resize_cpu(jt.array(x), size, align_corners)
-    assert out.shape == (*shape[:2], *size) and out.is_stop_grad()
+    assert out.shape == (*shape[:2], *size)
     np.testing.assert_allclose(out.numpy(), torch_rule_resize(x, size, align_corners), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shape,size,align_corners", CASES)
+def test_kernel_gradient_is_the_transposed_interpolation(shape, size, align_corners):
+    rng = np.random.default_rng(3)
+    x = jt.array(rng.standard_normal(shape).astype(f32))
+    w = rng.standard_normal((*shape[:2], *size)).astype(f32)
+    g = jt.grad((bilinear_resize_cpu(x, size, align_corners) * jt.array(w)).sum(), x).numpy()
+    ref = adjoint_resize(w, shape[2:], align_corners)
+    assert np.abs(g - ref).max() <= 1e-5 * np.abs(ref).max()
+    # Jittor's own differentiable resize (the op the kernel replaces) agrees too
+    jx = jt.array(x.numpy())
+    jg = jt.grad((nn.interpolate(jx, size=size, mode="bilinear", align_corners=align_corners)
+                  * jt.array(w)).sum(), jx).numpy()
+    assert np.abs(g - jg).max() <= 1e-5 * np.abs(jg).max()
 
 
 def test_kernel_equals_jittor_upsampling_and_threads_do_not_matter(monkeypatch):
     x = jt.array(np.random.default_rng(1).standard_normal((1, 7, 16, 20)).astype(f32))
+    w = jt.array(np.random.default_rng(2).standard_normal((1, 7, 128, 160)).astype(f32))
     ref = nn.interpolate(x, size=(128, 160), mode="bilinear", align_corners=False).numpy()
-    one = bilinear_resize_cpu(x, (128, 160)).numpy()
-    np.testing.assert_allclose(one, ref, atol=2e-6, rtol=0)
+    one = bilinear_resize_cpu(x, (128, 160))
+    g_one = jt.grad((one * w).sum(), x).numpy()
+    np.testing.assert_allclose(one.numpy(), ref, atol=2e-6, rtol=0)
     monkeypatch.setenv("JSEG_CPU_THREADS", "3")   # 3 threads over 7 planes: uneven split
-    np.testing.assert_array_equal(bilinear_resize_cpu(x, (128, 160)).numpy(), one)
+    three = bilinear_resize_cpu(x, (128, 160))
+    np.testing.assert_array_equal(three.numpy(), one.numpy())
+    np.testing.assert_array_equal(jt.grad((three * w).sum(), x).numpy(), g_one)
 
 
-def test_resize_uses_kernel_only_without_gradient():
+def test_resize_uses_the_kernel_with_and_without_gradient():
     x = jt.array(np.random.default_rng(2).standard_normal((1, 2, 100, 132)).astype(f32))
     ref = torch_rule_resize(x.numpy(), (37, 53), False)
     with jt.no_grad():
         np.testing.assert_allclose(resize(x, (37, 53)).numpy(), ref, atol=1e-6, rtol=0)
-    w = jt.ones((1,), "float32")   # a graph with a parameter: the differentiable Jittor path
+    w = jt.ones((1,), "float32")   # a graph with a parameter
     y = resize(x * w, (37, 53))
     assert not y.is_stop_grad()
+    np.testing.assert_allclose(y.numpy(), ref, atol=1e-6, rtol=0)   # the kernel, not Jittor's op
     g = jt.grad(y.sum(), w)
     np.testing.assert_allclose(g.numpy(), [ref.sum()], rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape,dim", [((2, 150, 33, 47), 1), ((3, 5, 7), 2), ((4, 9), 0)])
+def test_argmax_equals_jittor(shape, dim, monkeypatch):
+    x = np.random.default_rng(4).standard_normal(shape).astype(f32)
+    x[(0,) * len(shape)] = 1e9       # a clear winner somewhere
+    ref = jt.argmax(jt.array(x), dim=dim)[0].numpy()
+    out = argmax_cpu(jt.array(x), dim)
+    assert out.dtype == "int32" and out.shape == ref.shape
+    np.testing.assert_array_equal(out.numpy(), ref)
+    monkeypatch.setenv("JSEG_CPU_THREADS", "3")
+    np.testing.assert_array_equal(argmax_cpu(jt.array(x), dim).numpy(), ref)
+
+
+def test_argmax_first_maximum_and_nan_as_pytorch():
+    # columns: tie (first wins), NaN after a number, NaN first, two NaNs, -inf only
+    x = np.array([[[1.0, 0.0, np.nan, np.nan, -np.inf]],
+                  [[1.0, np.nan, 5.0, np.nan, -np.inf]],
+                  [[0.5, 7.0, 9.0, 1.0, -np.inf]]], f32)[None]   # (1, 3, 1, 5)
+    out = argmax_cpu(jt.array(x), 1).numpy()
+    np.testing.assert_array_equal(out, [[[0, 1, 0, 0, 0]]])
+    np.testing.assert_array_equal(out, np.argmax(x, axis=1))   # NumPy's rule is PyTorch's: NaN is the maximum
