@@ -149,13 +149,32 @@ auto work = [&](long long begin, long long end) {
         const int len = (int)std::min<long long>({(long long)BLOCK, (long long)P - p, end - s});
         const float* base = x + (size_t)n * C * P + p;
         int* o = idx + (size_t)n * P + p;
-        for (int i = 0; i < len; i++) { best[i] = base[i]; o[i] = 0; nan[i] = jseg_is_nan(base[i]); }
+        // fast pass (vectorisable); a block holding a NaN is redone with PyTorch's NaN rule
+        bool any_nan = false;
+        for (int i = 0; i < len; i++) { best[i] = base[i]; o[i] = 0; any_nan |= jseg_is_nan(base[i]); }
         for (int c = 1; c < C; c++) {
             const float* row = base + (size_t)c * P;
+            uint32_t nan_bits = 0;
             for (int i = 0; i < len; i++) {
                 const float v = row[i];
-                if (v > best[i] && !nan[i]) { best[i] = v; o[i] = c; }
-                else if (!nan[i] && jseg_is_nan(v)) { nan[i] = true; o[i] = c; }
+                uint32_t u; std::memcpy(&u, &v, 4);
+                nan_bits |= (uint32_t)((u & 0x7fffffffu) > 0x7f800000u);
+                const bool gt = v > best[i];
+                best[i] = gt ? v : best[i];
+                o[i] = gt ? c : o[i];
+            }
+            any_nan |= nan_bits != 0;
+        }
+        if (any_nan) {
+            for (int i = 0; i < len; i++) { best[i] = base[i]; o[i] = 0; nan[i] = jseg_is_nan(base[i]); }
+            for (int c = 1; c < C; c++) {
+                const float* row = base + (size_t)c * P;
+                for (int i = 0; i < len; i++) {
+                    const float v = row[i];
+                    if (nan[i]) continue;
+                    if (jseg_is_nan(v)) { nan[i] = true; o[i] = c; }
+                    else if (v > best[i]) { best[i] = v; o[i] = c; }
+                }
             }
         }
         s += len;
