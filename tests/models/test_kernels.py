@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from jittor import nn
 
-from jseg.models.kernels import argmax_cpu, bilinear_resize_cpu
-from jseg.models.layers import resize
+from jseg.models.kernels import argmax_cpu, bilinear_resize_cpu, softmax_cpu
+from jseg.models.layers import resize, softmax
 
 f32 = np.float32
 
@@ -137,3 +137,26 @@ def test_argmax_first_maximum_and_nan_as_pytorch():
     out = argmax_cpu(jt.array(x), 1).numpy()
     np.testing.assert_array_equal(out, [[[0, 1, 0, 0, 0]]])
     np.testing.assert_array_equal(out, np.argmax(x, axis=1))   # NumPy's rule is PyTorch's: NaN is the maximum
+
+
+@pytest.mark.parametrize("shape", [(2, 300, 64), (7, 5), (3, 1)])
+def test_softmax_forward_and_gradient_equal_jittor(shape, monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(f32) * 4
+    x[0, 0] = 80.0            # exp overflows without the max shift
+    w = jt.array(rng.standard_normal(shape).astype(f32))
+    jx, kx = jt.array(x), jt.array(x)
+    ref = nn.softmax(jx, dim=-1)
+    out = softmax_cpu(kx)
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-6, rtol=1e-5)
+    g_ref = jt.grad((ref * w).sum(), jx).numpy()
+    g = jt.grad((out * w).sum(), kx).numpy()
+    assert np.abs(g - g_ref).max() <= 1e-5 * np.abs(g_ref).max() + 1e-12
+    monkeypatch.setenv("JSEG_CPU_THREADS", "3")
+    np.testing.assert_array_equal(softmax_cpu(jt.array(x)).numpy(), out.numpy())
+
+
+def test_layers_softmax_uses_the_kernel_on_the_last_axis_only():
+    x = jt.array(np.random.default_rng(6).standard_normal((2, 3, 4)).astype(f32))
+    np.testing.assert_array_equal(softmax(x, dim=-1).numpy(), softmax_cpu(x).numpy())
+    np.testing.assert_allclose(softmax(x, dim=1).numpy(), nn.softmax(x, dim=1).numpy(), atol=1e-7)

@@ -26,7 +26,7 @@ from ...checkpoint import CheckpointRules
 from ...registry import MODELS
 from .base import PretrainedBackbone
 from ..layers import (GELU, BatchNorm2d, DropPath, Dropout, bicubic_resize, bmm, build_norm_layer, conv2d,
-                      no_own_macs, numel, resize)
+                      no_own_macs, numel, resize, softmax)
 
 # per-block MLP expansion ratios of stages 0-3 (EfficientFormerV2 expansion_ratios_*)
 EXPANSION_RATIOS = {
@@ -129,7 +129,7 @@ class Attention4D(_AttentionBias):
         v_local = self.v_local(v)
         v = _flat_heads(v, self.num_heads).transpose(0, 1, 3, 2)               # (B, h, N, d)
         attn = _matmul4(q, k) * self.scale + self._bias(N, N)
-        attn = self.talking_head2(nn.softmax(self.talking_head1(attn), dim=-1))
+        attn = self.talking_head2(softmax(self.talking_head1(attn), dim=-1))
         out = _matmul4(attn, v).transpose(0, 1, 3, 2).reshape((B, self.dh, H, W)) + v_local
         if self.stride is not None:
             out = resize(out, (2 * H, 2 * W), "bilinear", False)   # nn.Upsample(scale_factor=2, 'bilinear')
@@ -178,7 +178,7 @@ class Attention4DDownsample(_AttentionBias):
         v_local = self.v_local(v)
         v = _flat_heads(v, self.num_heads).transpose(0, 1, 3, 2)               # (B, h, HW, d)
         attn = _matmul4(q, k) * self.scale + self._bias(q.shape[2], H * W)
-        attn = nn.softmax(attn, dim=-1)
+        attn = softmax(attn, dim=-1)
         out = _matmul4(attn, v).transpose(0, 1, 3, 2).reshape((B, self.dh, H // 2, W // 2)) + v_local
         return self.proj(out)
 

@@ -22,7 +22,7 @@ from ...checkpoint import CheckpointError, CheckpointRules
 from ...registry import MODELS
 from .base import PretrainedBackbone
 from ..layers import (GELU, DropPath, Dropout, LayerNorm, Linear, bmm, conv2d, fan_out_normal_init_,
-                      no_own_macs)
+                      no_own_macs, softmax)
 
 
 def _tokens_to_map(x, H, W):
@@ -85,7 +85,7 @@ class Attention(nn.Module):
         kv = self.kv(x).reshape((B, M, 2, h, d)).permute(2, 0, 3, 1, 4)
         k = kv[0].reshape((B * h, M, d))
         v = kv[1].reshape((B * h, M, d))
-        attn = nn.softmax(bmm(q, k.transpose(0, 2, 1)) * self.scale, dim=-1)
+        attn = softmax(bmm(q, k.transpose(0, 2, 1)) * self.scale, dim=-1)
         attn = self.attn_drop(attn)
         x = bmm(attn, v).reshape((B, h, N, d)).permute(0, 2, 1, 3).reshape((B, N, C))
         return self.proj_drop(self.proj(x))

@@ -15,7 +15,7 @@ from ...checkpoint import CheckpointRules
 from ...registry import MODELS
 from ..layers.norm import norm_macs
 from ..layers import (GELU, ConvModule, DropPath, Dropout, adaptive_avg_pool2d, bmm,
-                      build_norm_layer, centered_variance, conv2d, no_own_macs, numel, resize)
+                      build_norm_layer, centered_variance, conv2d, no_own_macs, numel, resize, softmax)
 from .decode_head import BaseDecodeHead
 
 _BN = dict(type="BN", requires_grad=True)   # the authors' RCM/RCA norms are nn.BatchNorm2d
@@ -117,7 +117,7 @@ def spatial_gather(feats, probs, scale=1.0):
     """OCR-style class centres: ``softmax_over_pixels(probs) @ feats^T`` -> (B, C, K, 1)."""
     B, K, H, W = probs.shape
     C = feats.shape[1]
-    p = nn.softmax(scale * probs.reshape((B, K, H * W)), dim=2)
+    p = softmax(scale * probs.reshape((B, K, H * W)), dim=2)
     ctx = bmm(p, feats.reshape((B, C, H * W)).transpose(0, 2, 1))          # (B, K, C)
     return ctx.transpose(0, 2, 1).reshape((B, C, K, 1))
 
@@ -136,7 +136,7 @@ class DPGHead(nn.Module):
 
     def execute(self, x, y):
         B, C, K, _ = y.shape
-        mask = nn.softmax(self.conv_mask(y).reshape((B, 1, K)), dim=2)          # (B, 1, K)
+        mask = softmax(self.conv_mask(y).reshape((B, 1, K)), dim=2)          # (B, 1, K)
         ctx = bmm(y.reshape((B, C, K)), mask.transpose(0, 2, 1)).reshape((B, C, 1, 1))
         return x * jt.sigmoid(self.channel_mul_conv(ctx))
 

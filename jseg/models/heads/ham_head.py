@@ -25,7 +25,7 @@ from jittor import nn
 
 from ...config import ConfigError, did_you_mean
 from ...registry import MODELS
-from ..layers import ConvModule, bmm, no_own_macs, resize
+from ..layers import ConvModule, bmm, no_own_macs, resize, softmax
 from ..random_streams import current as current_streams
 from .decode_head import BaseDecodeHead
 
@@ -137,7 +137,7 @@ class NMF2D(nn.Module):
         return bases * numerator / (denominator + 1e-6)
 
     def local_inference(self, x, bases):
-        coef = nn.softmax(self.inv_t * self.xt_bases(x, bases), dim=-1)
+        coef = softmax(self.inv_t * self.xt_bases(x, bases), dim=-1)
         steps = self.train_steps if self.is_training() else self.eval_steps
         for _ in range(steps):
             coef = self.update_coef(x, bases, coef)

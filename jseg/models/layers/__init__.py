@@ -4,14 +4,14 @@
 * ``matmul``: batched matmul and ``Linear`` (2-D products, so that oneDNN runs them on the CPU);
 * ``conv``: ``conv2d`` and mmcv's ``ConvModule``;
 * ``norm``: BatchNorm/SyncBN, LayerNorm, GroupNorm and ``build_norm_layer`` (mmcv's ``norm_cfg``);
-* ``activation``: GELU, ReLU, ``build_activation`` (mmcv's ``act_cfg``);
+* ``activation``: GELU, ReLU, ``build_activation`` (mmcv's ``act_cfg``), ``softmax``;
 * ``dropout``: Dropout, Dropout2d, DropPath;
 * ``init``: the weight initialisers the official code uses.
 
 Every module class here carries its own operation-count rule (``count_macs``, read by
 ``jseg.analysis``); a model built from these layers only adds rules for its own modules.
 """
-from .activation import GELU, ReLU, build_activation
+from .activation import GELU, ReLU, build_activation, softmax
 from .conv import ConvModule, conv2d
 from .dropout import DropPath, Dropout, Dropout2d
 from .init import constant_init_, fan_out_normal_init_, normal_init_
@@ -20,7 +20,7 @@ from .norm import BatchNorm2d, GroupNorm, LayerNorm, build_norm_layer, centered_
 from .resize import adaptive_avg_pool2d, bicubic_resize, resize
 from .counting import no_own_macs, numel
 
-__all__ = ["GELU", "ReLU", "build_activation", "ConvModule", "conv2d", "DropPath", "Dropout", "Dropout2d",
+__all__ = ["GELU", "ReLU", "build_activation", "softmax", "ConvModule", "conv2d", "DropPath", "Dropout", "Dropout2d",
            "constant_init_", "fan_out_normal_init_", "normal_init_", "Linear", "bmm", "BatchNorm2d", "GroupNorm",
            "LayerNorm", "build_norm_layer", "centered_variance", "adaptive_avg_pool2d", "bicubic_resize", "resize",
            "no_own_macs", "numel"]
