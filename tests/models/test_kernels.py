@@ -1,5 +1,6 @@
 """The threaded CPU kernels (jseg.models.kernels): bilinear resize (forward against PyTorch's float32
-arithmetic, backward against the transposed interpolation and Jittor's own autograd), argmax.
+arithmetic, backward against the transposed interpolation and Jittor's own autograd), argmax,
+softmax and depth-wise convolution (forward and gradients against Jittor's ops).
 
 The reference below is a NumPy transcription of the rule PyTorch's CPU
 ``upsample_bilinear2d`` documents and applies (float32 throughout): scale =
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 from jittor import nn
 
-from jseg.models.kernels import argmax_cpu, bilinear_resize_cpu, softmax_cpu
-from jseg.models.layers import resize, softmax
+from jseg.models.kernels import argmax_cpu, bilinear_resize_cpu, depthwise_conv2d_cpu, softmax_cpu
+from jseg.models.layers import conv2d, resize, softmax
+from jseg.models.layers.conv import DepthwiseConv2d
 
 f32 = np.float32
 
@@ -160,3 +162,46 @@ def test_layers_softmax_uses_the_kernel_on_the_last_axis_only():
     x = jt.array(np.random.default_rng(6).standard_normal((2, 3, 4)).astype(f32))
     np.testing.assert_array_equal(softmax(x, dim=-1).numpy(), softmax_cpu(x).numpy())
     np.testing.assert_allclose(softmax(x, dim=1).numpy(), nn.softmax(x, dim=1).numpy(), atol=1e-7)
+
+
+DW_CASES = [((2, 3, 9, 11), (3, 3), (1, 1), (1, 1), True),    # MixFFN / MSCAN FFN 3x3
+            ((1, 4, 13, 8), (1, 7), (1, 1), (0, 3), False),   # MSCA strip convs
+            ((1, 3, 12, 5), (21, 1), (1, 1), (10, 0), True),  # kernel taller than the input
+            ((2, 2, 10, 9), (5, 5), (2, 2), (2, 2), True),    # stride 2
+            ((1, 2, 7, 7), (3, 3), (2, 1), (0, 1), True)]     # mixed stride, no vertical padding
+
+
+@pytest.mark.parametrize("shape,k,stride,padding,bias", DW_CASES)
+def test_depthwise_conv_forward_and_gradients_equal_jittor(shape, k, stride, padding, bias, monkeypatch):
+    rng = np.random.default_rng(7)
+    C = shape[1]
+    x = rng.standard_normal(shape).astype(f32)
+    w = rng.standard_normal((C, 1, *k)).astype(f32)
+    b = rng.standard_normal((C,)).astype(f32) if bias else None
+
+    def run(fn):
+        vs = [jt.array(x), jt.array(w)] + ([jt.array(b)] if bias else [])
+        y = fn(vs[0], vs[1], vs[2] if bias else None)
+        gy = jt.array(np.random.default_rng(8).standard_normal(y.shape).astype(f32))
+        return y.numpy(), [g.numpy() for g in jt.grad((y * gy).sum(), vs)]
+
+    y, grads = run(lambda a, ww, bb: depthwise_conv2d_cpu(a, ww, bb, stride, padding))
+    y_ref, grads_ref = run(lambda a, ww, bb: nn.conv2d(a, ww, bb, stride, padding, 1, C))
+    np.testing.assert_allclose(y, y_ref, atol=1e-5, rtol=1e-5)
+    for g, r in zip(grads, grads_ref):
+        assert g.shape == r.shape and np.abs(g - r).max() <= 1e-5 * np.abs(r).max()
+    monkeypatch.setenv("JSEG_CPU_THREADS", "3")
+    y3, grads3 = run(lambda a, ww, bb: depthwise_conv2d_cpu(a, ww, bb, stride, padding))
+    np.testing.assert_array_equal(y3, y)
+    for g3, g in zip(grads3, grads):
+        np.testing.assert_array_equal(g3, g)
+
+
+def test_conv2d_builds_the_kernel_module_for_depthwise_only():
+    dw = conv2d(8, 8, 3, padding=1, groups=8)
+    assert type(dw) is DepthwiseConv2d and isinstance(dw, nn.Conv2d)
+    assert type(conv2d(8, 8, 3, padding=1)) is nn.Conv2d and type(conv2d(8, 16, 3, groups=8)) is nn.Conv2d
+    x = jt.array(np.random.default_rng(9).standard_normal((1, 8, 6, 6)).astype(f32))
+    ref = nn.conv2d(x, dw.weight, dw.bias, 1, 1, 1, 8)
+    np.testing.assert_allclose(dw(x).numpy(), ref.numpy(), atol=1e-5)
+    assert sorted(dw.state_dict()) == ["bias", "weight"]

@@ -21,7 +21,7 @@ from jittor import nn
 from ...checkpoint import CheckpointError, CheckpointRules
 from ...registry import MODELS
 from .base import PretrainedBackbone
-from ..layers import (GELU, DropPath, Dropout, LayerNorm, Linear, bmm, conv2d, fan_out_normal_init_,
+from ..layers import (GELU, DropPath, Dropout, LayerNorm, Linear, bmm, bmm_nt, conv2d, fan_out_normal_init_,
                       no_own_macs, softmax)
 
 
@@ -78,16 +78,21 @@ class Attention(nn.Module):
     def execute(self, x, H, W):
         B, N, C = x.shape
         h, d = self.num_heads, C // self.num_heads
-        q = self.q(x).reshape((B, N, h, d)).permute(0, 2, 1, 3).reshape((B * h, N, d))
+        # one head (the 16384-token first stage of B0-B5): the head split is a no-op, skip its copies
+        q = self.q(x)
+        if h > 1:
+            q = q.reshape((B, N, h, d)).permute(0, 2, 1, 3).reshape((B * h, N, d))
         if self.sr_ratio > 1:
             x = self.norm(_map_to_tokens(self.sr(_tokens_to_map(x, H, W))))
         M = x.shape[1]
         kv = self.kv(x).reshape((B, M, 2, h, d)).permute(2, 0, 3, 1, 4)
         k = kv[0].reshape((B * h, M, d))
         v = kv[1].reshape((B * h, M, d))
-        attn = softmax(bmm(q, k.transpose(0, 2, 1)) * self.scale, dim=-1)
+        attn = softmax(bmm_nt(q, k) * self.scale, dim=-1)
         attn = self.attn_drop(attn)
-        x = bmm(attn, v).reshape((B, h, N, d)).permute(0, 2, 1, 3).reshape((B, N, C))
+        x = bmm(attn, v)
+        if h > 1:
+            x = x.reshape((B, h, N, d)).permute(0, 2, 1, 3).reshape((B, N, C))
         return self.proj_drop(self.proj(x))
 
 

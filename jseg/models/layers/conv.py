@@ -1,18 +1,45 @@
-"""Convolutions: ``conv2d`` (``nn.Conv2d`` with normalised arguments) and mmcv's ``ConvModule``."""
+"""Convolutions: ``conv2d`` (``nn.Conv2d`` with normalised arguments; depth-wise ones run jseg's CPU
+kernel) and mmcv's ``ConvModule``."""
+import jittor as jt
 from jittor import nn
 
+from ..kernels import depthwise_conv2d_cpu
 from .activation import build_activation
-from .counting import no_own_macs
+from .counting import no_own_macs, numel
 from .init import fan_out_normal_init_
 from .norm import build_norm_layer
 
 
+def conv_macs(self, convention, inputs, out):
+    """``numel(out) * in/groups * kh * kw``, plus ``numel(out)`` for a bias except under torchprofile."""
+    kh, kw = self.weight.shape[2:]
+    macs = numel(out) * (self.in_channels // self.groups) * kh * kw
+    if convention != "torchprofile" and self.bias is not None:
+        macs += numel(out)
+    return macs
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with ``groups == in_channels == out_channels`` (same parameters and keys); float32
+    on the CPU runs ``kernels.depthwise_conv2d_cpu`` (about 2x faster, forward and backward, than oneDNN through Jittor, which
+    reorders every tensor to a blocked layout and back), CUDA Jittor's own depth-wise kernel."""
+
+    def execute(self, x):
+        if jt.flags.use_cuda or x.dtype != "float32" or tuple(self.dilation) != (1, 1):
+            return super().execute(x)
+        return depthwise_conv2d_cpu(x, self.weight, self.bias, self.stride, self.padding)
+
+    count_macs = conv_macs
+
+
 def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
-    """``nn.Conv2d`` with tuple arguments normalised (Jittor accepts ints or tuples)."""
+    """``nn.Conv2d`` with tuple arguments normalised (Jittor accepts ints or tuples); a depth-wise
+    conv is a :class:`DepthwiseConv2d`."""
     def pair(v):
         return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
-    return nn.Conv2d(in_channels, out_channels, pair(kernel_size), stride=pair(stride),
-                     padding=pair(padding), groups=groups, bias=bias)
+    cls = DepthwiseConv2d if groups > 1 and groups == in_channels == out_channels else nn.Conv2d
+    return cls(in_channels, out_channels, pair(kernel_size), stride=pair(stride),
+               padding=pair(padding), groups=groups, bias=bias)
 
 
 class ConvModule(nn.Module):

@@ -19,6 +19,16 @@ def bmm(a, b):
     return jt.stack([jt.matmul(a[i], b[i]) for i in range(a.shape[0])])
 
 
+def bmm_nt(a, b):
+    """Batched ``(B, n, m) @ (B, k, m)^T``: oneDNN multiplies by the transposed operand itself, so no
+    transposed copy of ``b`` is made (on the CPU, one 2-D product per batch entry)."""
+    if jt.flags.use_cuda:
+        return nn.bmm_transpose(a, b)
+    if a.shape[0] == 1:
+        return nn.matmul_transpose(a[0], b[0]).unsqueeze(0)
+    return jt.stack([nn.matmul_transpose(a[i], b[i]) for i in range(a.shape[0])])
+
+
 def linear_macs(self, convention, inputs, out):
     """torchprofile: ``numel(out) * in_features``; mmcv: ``numel(in) * out_features`` plus ``out_features``
     for a bias (mmcv's rule)."""
