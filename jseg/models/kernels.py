@@ -18,23 +18,43 @@ backward is a scatter-add (``reindex_reduce``).  In a SegNeXt-T training step
   several single-threaded passes (SegFormer-B0's attention: 492 ms of a 3.3 s
   training step).
 - ``depthwise_conv2d_cpu``: depth-wise convolution (forward, input and weight
-  gradients) on NCHW rows; oneDNN reorders every input and output to its
-  blocked layout and back around each call.
-All are several times faster than the Jittor ops they replace; CUDA keeps Jittor's.
+  gradients); oneDNN reorders every input and output to its blocked layout and
+  back around each call.  Stride 1 works on zero-padded flat planes (one long
+  multiply-add per kernel tap), other strides row by row.
+- ``bmm_cpu``: batched product of small matrices (optionally transposed) in one
+  op; Jittor hands only 2-D products to oneDNN, and a loop over the batch costs
+  ~4 framework ops per entry (the Ham head's NMF: ~900 products a step).
+All run on OpenMP's thread pool (``jseg_parallel``), the one oneDNN uses: threads
+of their own competed with oneDNN's spinning workers on every call (a 128x128
+SegNeXt step went from 0.33 to 0.20 s with that change alone).  All are faster
+than the Jittor ops they replace; CUDA keeps Jittor's.
 """
+import functools
 import os
 
 import jittor as jt
 
 _HEADER = r"""
-#include <thread>
 #include <vector>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <omp.h>
 // NaN test on the bits: Jittor builds kernels with -Ofast, under which v != v folds to false
 static inline bool jseg_is_nan(float v) { uint32_t u; std::memcpy(&u, &v, 4); return (u & 0x7fffffffu) > 0x7f800000u; }
+// work(begin, end) over [0, n) split in contiguous ranges over at most nt threads of OpenMP's pool: the
+// pool oneDNN's convolutions use (libgomp), so the two never compete for the cores and no thread is
+// started per call.  Results never depend on the split.
+template <class F> static inline void jseg_parallel(long long n, int nt, F work) {
+    nt = (int)std::min<long long>(nt, n);
+    if (nt <= 1) { work(0LL, n); return; }
+    #pragma omp parallel num_threads(nt)
+    {
+        const long long t = omp_get_thread_num(), k = omp_get_num_threads();
+        work(n * t / k, n * (t + 1) / k);
+    }
+}
 """
 
 # PyTorch's upsample_bilinear2d (CPU, float): scale = in/out (align_corners: (in-1)/(out-1)),
@@ -60,14 +80,7 @@ for (int y = 0; y < Ho; y++) index(sy, y, Hi, y0[y], y1[y], ly[y]);
 """
 
 _THREADS = r"""
-int nt = std::min(NC, @THREADS);
-if (nt <= 1) { work(0, NC); }
-else {
-    std::vector<std::thread> ts;
-    for (int t = 0; t < nt; t++)
-        ts.emplace_back(work, (int)((long long)NC * t / nt), (int)((long long)NC * (t + 1) / nt));
-    for (auto& t : ts) t.join();
-}
+jseg_parallel(NC, @THREADS, [&](long long b, long long e) { work((int)b, (int)e); });
 """
 
 _SRC = r"""
@@ -188,13 +201,7 @@ auto work = [&](long long begin, long long end) {
     }
 };
 const long long total = (long long)N * P;
-int nt = (int)std::min<long long>(@THREADS, std::max<long long>(1, total / 4096));
-if (nt <= 1) { work(0, total); }
-else {
-    std::vector<std::thread> ts;
-    for (int t = 0; t < nt; t++) ts.emplace_back(work, total * t / nt, total * (t + 1) / nt);
-    for (auto& t : ts) t.join();
-}
+jseg_parallel(total, (int)std::min<long long>(@THREADS, std::max<long long>(1, total / 4096)), work);
 """
 
 
@@ -209,8 +216,22 @@ def cpu_threads():
         return os.cpu_count() or 1
 
 
+@functools.lru_cache(maxsize=None)
+def _fill_cached(src, subs):
+    for key, value in subs:
+        src = src.replace(key, value)
+    return src
+
+
+def _fill(src, **subs):
+    """``src`` with ``@KEY`` replaced by ``subs[KEY]`` and ``@THREADS`` by :func:`cpu_threads` (cached:
+    a training step asks for the same sources hundreds of times)."""
+    subs["THREADS"] = cpu_threads()
+    return _fill_cached(src, tuple(sorted((f"@{k}", str(v)) for k, v in subs.items())))
+
+
 def _source(src, align_corners):
-    return src.replace("@ALIGN", "true" if align_corners else "false").replace("@THREADS", str(cpu_threads()))
+    return _fill(src, ALIGN="true" if align_corners else "false")
 
 
 class _BilinearResize(jt.Function):
@@ -259,13 +280,7 @@ const int L = in0_shape1;
 auto work = [&](long long r0, long long r1) {
     for (long long r = r0; r < r1; r++) { ROW }
 };
-int nt = (int)std::min<long long>(@THREADS, std::max<long long>(1, R * L / 16384));
-if (nt <= 1) { work(0, R); }
-else {
-    std::vector<std::thread> ts;
-    for (int t = 0; t < nt; t++) ts.emplace_back(work, R * t / nt, R * (t + 1) / nt);
-    for (auto& t : ts) t.join();
-}
+jseg_parallel(R, (int)std::min<long long>(@THREADS, std::max<long long>(1, R * L / 16384)), work);
 """
 _SOFTMAX = _ROWS.replace("ROW", r"""
         const float* a = in0_p + r * L;
@@ -325,12 +340,9 @@ auto cols = [&](int kx, int W, int Wo, int& lo, int& hi) {
     hi = b < 0 ? 0 : std::min(Wo, b / SW + 1);
     if (hi < lo) hi = lo;
 };
-auto run = [&](auto work, long long n) {
-    int nt = (int)std::min<long long>(@THREADS, n);
-    if (nt <= 1) { work(0LL, n); return; }
-    std::vector<std::thread> ts;
-    for (int t = 0; t < nt; t++) ts.emplace_back(work, n * t / nt, n * (t + 1) / nt);
-    for (auto& t : ts) t.join();
+// n items of about `cost` multiply-adds each: one thread per ~64k of them at most
+auto run = [&](auto work, long long n, long long cost) {
+    jseg_parallel(n, (int)std::min<long long>(@THREADS, std::max<long long>(1, n * cost >> 16)), work);
 };
 """
 
@@ -361,7 +373,7 @@ run([&](long long p0, long long p1) {
             }
         }
     }
-}, (long long)N * C);
+}, (long long)N * C, (long long)H * W * KH * KW);
 """
 
 # dL/dx: every output row scatters its gradient, per tap, into the shifted input row it read
@@ -391,7 +403,7 @@ run([&](long long p0, long long p1) {
             }
         }
     }
-}, (long long)N * C);
+}, (long long)N * C, (long long)H * W * KH * KW);
 """
 
 # dL/dw and dL/db: per channel, over the batch, each tap is a sum of row dot products
@@ -429,14 +441,126 @@ run([&](long long c0, long long c1) {
         for (int k = 0; k < KH * KW; k++) out0_p[c * KH * KW + k] = (float)acc[k];
         out1_p[c] = (float)bsum;
     }
-}, (long long)C);
+}, (long long)C, (long long)N * H * W * KH * KW);
 """
 
 
-def _dw_source(src, stride, padding, bias=False):
-    return (src.replace("@SH", str(int(stride[0]))).replace("@SW", str(int(stride[1])))
-            .replace("@PH", str(int(padding[0]))).replace("@PW", str(int(padding[1])))
-            .replace("@BIAS", "in2_p[c]" if bias else "0.f").replace("@THREADS", str(cpu_threads())))
+# Stride 1 (every depth-wise conv of SegNeXt and SegFormer): a plane is copied once into a zero-padded
+# buffer of width Wp = W + 2*PW; then output row y, column x is at flat position y*Wp + x of an
+# accumulator of that width, and each kernel tap is ONE multiply-add over a contiguous run of the
+# buffer (the columns x >= Wo are junk and are not copied out).  Row-by-row loops spent most of their
+# time on loop overhead for the small planes of the quick start (8x8..32x32); these runs are long.
+# Output rows go in blocks whose accumulator stays in L1.  The input gradient is the same convolution
+# of the output gradient with the flipped kernel and the complementary padding.
+_DW_S1_COMMON = _DW_COMMON + r"""
+const int KH = @KH, KW = @KW;
+// zero-padded copy of an H x W plane: (H + 2*ph) rows of Wp = W + 2*pw, plus KW floats of slack
+// (the last block's junk columns read past the last row)
+auto pad_plane = [&](const float* in, int H, int W, int ph, int pw, std::vector<float>& P) {
+    const int Wp = W + 2 * pw;
+    P.assign((size_t)(H + 2 * ph) * Wp + KW, 0.f);
+    for (int y = 0; y < H; y++) std::memcpy(&P[(size_t)(y + ph) * Wp + pw], in + (size_t)y * W, sizeof(float) * W);
+};
+// does tap (ky, kx) read any real input for output rows [y0, y1)?
+auto live = [&](int ky, int kx, int y0, int y1, int H, int W, int Wo, int ph, int pw) {
+    return y0 + ky <= ph + H - 1 && y1 - 1 + ky >= ph && kx <= pw + W - 1 && Wo - 1 + kx >= pw;
+};
+auto block_rows = [&](int Wp, int Ho) { return std::max(1, std::min(Ho, 4096 / Wp)); };
+auto conv_plane = [&](const float* in, int H, int W, int ph, int pw, const float* wc, bool flip, float bias,
+                      float* out, std::vector<float>& P, std::vector<float>& A) {
+    const int Wp = W + 2 * pw, Ho = H + 2 * ph - KH + 1, Wo = Wp - KW + 1;
+    pad_plane(in, H, W, ph, pw, P);
+    const int R = block_rows(Wp, Ho);
+    A.resize((size_t)R * Wp);
+    for (int y0 = 0; y0 < Ho; y0 += R) {
+        const int y1 = std::min(Ho, y0 + R);
+        const int L = (y1 - y0) * Wp;
+        float* __restrict a = A.data();
+        for (int i = 0; i < L; i++) a[i] = bias;
+        for (int ky = 0; ky < KH; ky++)
+            for (int kx = 0; kx < KW; kx++) {
+                if (!live(ky, kx, y0, y1, H, W, Wo, ph, pw)) continue;
+                const float wv = flip ? wc[(KH - 1 - ky) * KW + (KW - 1 - kx)] : wc[ky * KW + kx];
+                const float* __restrict s = P.data() + (size_t)(y0 + ky) * Wp + kx;
+                for (int i = 0; i < L; i++) a[i] += wv * s[i];
+            }
+        for (int y = y0; y < y1; y++) std::memcpy(out + (size_t)y * Wo, a + (size_t)(y - y0) * Wp, sizeof(float) * Wo);
+    }
+};
+"""
+
+_DW_S1_FORWARD = r"""
+const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
+""" + _DW_S1_COMMON + r"""
+run([&](long long p0, long long p1) {
+    std::vector<float> P, A;
+    for (long long p = p0; p < p1; p++) {
+        const int c = (int)(p % C);
+        conv_plane(in0_p + p * H * W, H, W, PH, PW, in1_p + (size_t)c * KH * KW, false, @BIAS,
+                   out0_p + p * out0_shape2 * out0_shape3, P, A);
+    }
+}, (long long)N * C, (long long)H * W * KH * KW);
+"""
+
+_DW_S1_GRAD_X = r"""
+const int N = out0_shape0, C = out0_shape1, H = out0_shape2, W = out0_shape3;
+const int Ho = in0_shape2, Wo = in0_shape3;
+""" + _DW_S1_COMMON + r"""
+run([&](long long p0, long long p1) {
+    std::vector<float> P, A;
+    for (long long p = p0; p < p1; p++) {
+        const int c = (int)(p % C);
+        conv_plane(in0_p + p * Ho * Wo, Ho, Wo, KH - 1 - PH, KW - 1 - PW, in1_p + (size_t)c * KH * KW, true, 0.f,
+                   out0_p + p * H * W, P, A);
+    }
+}, (long long)N * C, (long long)H * W * KH * KW);
+"""
+
+# dL/dw[ky,kx] = sum over the batch of the output gradient (spread to width Wp, junk columns zero)
+# dotted with the padded input shifted by the tap: contiguous dot products, blocked like the forward
+_DW_S1_GRAD_W = r"""
+const int N = in1_shape0, C = in1_shape1, H = in1_shape2, W = in1_shape3;
+const int Ho = in0_shape2, Wo = in0_shape3;
+""" + _DW_S1_COMMON + r"""
+run([&](long long c0, long long c1) {
+    std::vector<float> P, G;
+    std::vector<double> acc(KH * KW);
+    const int Wp = W + 2 * PW, R = block_rows(Wp, Ho);
+    for (long long c = c0; c < c1; c++) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        double bsum = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* gp = in0_p + ((size_t)n * C + c) * Ho * Wo;
+            pad_plane(in1_p + ((size_t)n * C + c) * H * W, H, W, PH, PW, P);
+            for (int y0 = 0; y0 < Ho; y0 += R) {
+                const int y1 = std::min(Ho, y0 + R);
+                const int L = (y1 - y0) * Wp;
+                G.assign((size_t)L, 0.f);
+                float bs = 0.f;
+                for (int y = y0; y < y1; y++)
+                    for (int x = 0; x < Wo; x++) { const float v = gp[(size_t)y * Wo + x]; G[(size_t)(y - y0) * Wp + x] = v; bs += v; }
+                bsum += bs;
+                const float* __restrict g = G.data();
+                for (int ky = 0; ky < KH; ky++)
+                    for (int kx = 0; kx < KW; kx++) {
+                        if (!live(ky, kx, y0, y1, H, W, Wo, PH, PW)) continue;
+                        const float* __restrict s = P.data() + (size_t)(y0 + ky) * Wp + kx;
+                        float d = 0.f;
+                        for (int i = 0; i < L; i++) d += g[i] * s[i];
+                        acc[ky * KW + kx] += d;
+                    }
+            }
+        }
+        for (int k = 0; k < KH * KW; k++) out0_p[c * KH * KW + k] = (float)acc[k];
+        out1_p[c] = (float)bsum;
+    }
+}, (long long)C, (long long)N * H * W * KH * KW);
+"""
+
+
+def _dw_source(src, stride, padding, bias=False, kernel=(0, 0)):
+    return _fill(src, KH=int(kernel[0]), KW=int(kernel[1]), SH=int(stride[0]), SW=int(stride[1]),
+                 PH=int(padding[0]), PW=int(padding[1]), BIAS="in2_p[c]" if bias else "0.f")
 
 
 class _DepthwiseConv(jt.Function):
@@ -446,16 +570,22 @@ class _DepthwiseConv(jt.Function):
         Ho = (H + 2 * padding[0] - KH) // stride[0] + 1
         Wo = (W + 2 * padding[1] - KW) // stride[1] + 1
         self.x, self.w, self.has_bias, self.stride, self.padding = x, w, b is not None, stride, padding
+        # the flat stride-1 kernels; their input gradient needs padding < kernel size (always, in practice)
+        self.flat = tuple(stride) == (1, 1) and padding[0] < KH and padding[1] < KW
         inputs = [x, w] + ([b] if b is not None else [])
         return jt.code((N, C, Ho, Wo), "float32", inputs, cpu_header=_HEADER,
-                       cpu_src=_dw_source(_DW_FORWARD, stride, padding, b is not None))
+                       cpu_src=_dw_source(_DW_S1_FORWARD if self.flat else _DW_FORWARD, stride, padding,
+                                          b is not None, (KH, KW)))
 
     def grad(self, g):
         g = g.cast("float32")
+        k = self.w.shape[2:]
         dx = jt.code(self.x.shape, "float32", [g, self.w], cpu_header=_HEADER,
-                     cpu_src=_dw_source(_DW_GRAD_X, self.stride, self.padding))
+                     cpu_src=_dw_source(_DW_S1_GRAD_X if self.flat else _DW_GRAD_X, self.stride, self.padding,
+                                        kernel=k))
         dw, db = jt.code([self.w.shape, (self.w.shape[0],)], ["float32", "float32"], [g, self.x],
-                         cpu_header=_HEADER, cpu_src=_dw_source(_DW_GRAD_W, self.stride, self.padding))
+                         cpu_header=_HEADER, cpu_src=_dw_source(_DW_S1_GRAD_W if self.flat else _DW_GRAD_W,
+                                                                self.stride, self.padding, kernel=k))
         return dx, dw, (db if self.has_bias else None), None, None
 
 
@@ -463,3 +593,76 @@ def depthwise_conv2d_cpu(x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
     """``F.conv2d(x, weight, bias, stride, padding, groups=C)`` for float32 NCHW ``x`` and ``weight``
     of shape ``(C, 1, kh, kw)`` on the CPU, differentiable in ``x``, ``weight`` and ``bias``."""
     return _DepthwiseConv.apply(x, weight, bias, tuple(stride), tuple(padding))
+
+
+# Batched matrix product of small matrices, C[b] = op(A[b]) @ op(B[b]) with op = identity or transpose
+# (stored row-major as (B, rows, cols)).  Jittor hands only 2-D products to oneDNN, so a batch costs
+# one getitem, matmul and stack per entry: ~4 ops of framework overhead each, which dominates the Ham
+# head's NMF (about 900 products per quick-start step).  Rows of the batch are split over threads; a
+# row of C is a sum of rows of op(B) (contiguous multiply-adds) or, when B is transposed, dot products
+# of contiguous rows.
+_BMM = r"""
+const bool TA = @TA, TB = @TB;
+const int Bn = out0_shape0, n = out0_shape1, k = out0_shape2;
+const int m = TA ? in0_shape1 : in0_shape2;
+jseg_parallel((long long)Bn * n, (int)std::min<long long>(@THREADS, std::max<long long>(1, (long long)Bn * n * m * k >> 16)),
+              [&](long long r0, long long r1) {
+    std::vector<float> arow(m);
+    for (long long r = r0; r < r1; r++) {
+        const int b = (int)(r / n), i = (int)(r % n);
+        const float* A = in0_p + (size_t)b * n * m;
+        const float* Bm = in1_p + (size_t)b * m * k;
+        float* __restrict c = out0_p + (size_t)r * k;
+        for (int j = 0; j < m; j++) arow[j] = TA ? A[(size_t)j * n + i] : A[(size_t)i * m + j];
+        const float* __restrict a = arow.data();
+        if (!TB) {
+            for (int l = 0; l < k; l++) c[l] = 0.f;
+            for (int j = 0; j < m; j++) {
+                const float av = a[j];
+                const float* __restrict brow = Bm + (size_t)j * k;
+                for (int l = 0; l < k; l++) c[l] += av * brow[l];
+            }
+        } else {
+            for (int l = 0; l < k; l++) {
+                const float* __restrict bt = Bm + (size_t)l * m;
+                float s = 0.f;
+                for (int j = 0; j < m; j++) s += a[j] * bt[j];
+                c[l] = s;
+            }
+        }
+    }
+});
+"""
+
+
+def _bmm_code(a, b, ta, tb):
+    n = a.shape[2] if ta else a.shape[1]
+    k = b.shape[1] if tb else b.shape[2]
+    src = _fill(_BMM, TA="true" if ta else "false", TB="true" if tb else "false")
+    return jt.code((a.shape[0], n, k), "float32", [a, b], cpu_header=_HEADER, cpu_src=src)
+
+
+class _Bmm(jt.Function):
+    def execute(self, a, b, ta, tb):
+        self.a, self.b, self.ta, self.tb = a, b, ta, tb
+        return _bmm_code(a, b, ta, tb)
+
+    def grad(self, g):
+        a, b, ta, tb = self.a, self.b, self.ta, self.tb
+        g = g.cast("float32")
+        # y = A' B' with A' = op(A), B' = op(B): dA' = g B'^T, dB' = A'^T g
+        if ta:
+            da = _bmm_code(b, g, tb, True)           # dA = dA'^T = B' g^T
+        else:
+            da = _bmm_code(g, b, False, not tb)     # g B'^T
+        if tb:
+            db = _bmm_code(g, a, True, ta)           # dB = dB'^T = g^T A'
+        else:
+            db = _bmm_code(a, g, not ta, False)     # A'^T g
+        return da, db, None, None
+
+
+def bmm_cpu(a, b, trans_a=False, trans_b=False):
+    """``op(a) @ op(b)`` for float32 ``(B, ., .)`` operands on the CPU (``op``: transpose of the last two
+    axes where asked), in one op, differentiable in both."""
+    return _Bmm.apply(a, b, bool(trans_a), bool(trans_b))

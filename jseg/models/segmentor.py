@@ -97,6 +97,7 @@ class EncoderDecoder(nn.Module):
     def parse_losses(losses):
         """Total loss = sum of entries whose name contains 'loss'; also returns float log values."""
         total = sum(v for k, v in losses.items() if "loss" in k)
+        jt.sync(list(losses.values()) + [total])   # one pass for all of them, not one per .item()
         log_vars = {k: float(v.item()) for k, v in losses.items()}
         log_vars["loss"] = float(total.item())
         return total, log_vars

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from jittor import nn
 
-from jseg.models.kernels import argmax_cpu, bilinear_resize_cpu, depthwise_conv2d_cpu, softmax_cpu
+from jseg.models.kernels import argmax_cpu, bilinear_resize_cpu, bmm_cpu, depthwise_conv2d_cpu, softmax_cpu
 from jseg.models.layers import conv2d, resize, softmax
 from jseg.models.layers.conv import DepthwiseConv2d
 
@@ -168,7 +168,9 @@ DW_CASES = [((2, 3, 9, 11), (3, 3), (1, 1), (1, 1), True),    # MixFFN / MSCAN F
             ((1, 4, 13, 8), (1, 7), (1, 1), (0, 3), False),   # MSCA strip convs
             ((1, 3, 12, 5), (21, 1), (1, 1), (10, 0), True),  # kernel taller than the input
             ((2, 2, 10, 9), (5, 5), (2, 2), (2, 2), True),    # stride 2
-            ((1, 2, 7, 7), (3, 3), (2, 1), (0, 1), True)]     # mixed stride, no vertical padding
+            ((1, 2, 7, 7), (3, 3), (2, 1), (0, 1), True),     # mixed stride, no vertical padding
+            ((2, 3, 6, 9), (3, 2), (1, 1), (0, 0), False),    # stride 1, no padding (flat planes, no border)
+            ((1, 2, 5, 6), (1, 3), (1, 1), (1, 3), True)]     # stride 1, padding >= kernel: the row kernels
 
 
 @pytest.mark.parametrize("shape,k,stride,padding,bias", DW_CASES)
@@ -205,3 +207,44 @@ def test_conv2d_builds_the_kernel_module_for_depthwise_only():
     ref = nn.conv2d(x, dw.weight, dw.bias, 1, 1, 1, 8)
     np.testing.assert_allclose(dw(x).numpy(), ref.numpy(), atol=1e-5)
     assert sorted(dw.state_dict()) == ["bias", "weight"]
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_bmm_kernel_forward_and_gradients_equal_jittor(ta, tb, monkeypatch):
+    """``op(a) @ op(b)`` and both gradients against Jittor's ``nn.bmm`` on explicitly transposed operands."""
+    rng = np.random.default_rng(9)
+    B, n, m, k = 3, 5, 70, 9
+    a = rng.standard_normal((B, m, n) if ta else (B, n, m)).astype(f32)
+    b = rng.standard_normal((B, k, m) if tb else (B, m, k)).astype(f32)
+    gy = jt.array(rng.standard_normal((B, n, k)).astype(f32))
+
+    def run(fn):
+        va, vb = jt.array(a), jt.array(b)
+        y = fn(va, vb)
+        return [v.numpy() for v in [y] + jt.grad((y * gy).sum(), [va, vb])]
+
+    def ref(va, vb):
+        return nn.bmm(va.transpose(0, 2, 1) if ta else va, vb.transpose(0, 2, 1) if tb else vb)
+
+    got, want = run(lambda va, vb: bmm_cpu(va, vb, ta, tb)), run(ref)
+    for g, r in zip(got, want):
+        assert g.shape == r.shape and np.abs(g - r).max() <= 1e-5 * np.abs(r).max()
+    monkeypatch.setenv("JSEG_CPU_THREADS", "3")
+    for g3, g in zip(run(lambda va, vb: bmm_cpu(va, vb, ta, tb)), got):
+        np.testing.assert_array_equal(g3, g)
+
+
+def test_layers_bmm_small_kernel_and_big_loop_equal_jittor():
+    """``layers.bmm`` runs the kernel for small products and loops over oneDNN for big ones: both equal
+    Jittor's ``nn.bmm`` (and ``bmm_nt`` its ``bmm_transpose``)."""
+    from jseg.models.layers import bmm, bmm_nt
+    rng = np.random.default_rng(10)
+    for n, m, k in ((8, 64, 16), (64, 128, 64)):   # 8k and 512k multiply-adds per entry
+        a = jt.array(rng.standard_normal((2, n, m)).astype(f32))
+        b = jt.array(rng.standard_normal((2, m, k)).astype(f32))
+        bt = jt.array(rng.standard_normal((2, k, m)).astype(f32))
+        want, want_nt = nn.bmm(a, b).numpy(), nn.bmm_transpose(a, bt).numpy()
+        np.testing.assert_allclose(bmm(a, b).numpy(), want, atol=1e-4 * np.abs(want).max(), rtol=0)
+        np.testing.assert_allclose(bmm_nt(a, bt).numpy(), want_nt, atol=1e-4 * np.abs(want_nt).max(), rtol=0)
+        np.testing.assert_allclose(bmm(a.transpose(0, 2, 1), b, trans_a=True).numpy(), want,
+                                   atol=1e-4 * np.abs(want).max(), rtol=0)

@@ -118,7 +118,7 @@ def spatial_gather(feats, probs, scale=1.0):
     B, K, H, W = probs.shape
     C = feats.shape[1]
     p = softmax(scale * probs.reshape((B, K, H * W)), dim=2)
-    ctx = bmm(p, feats.reshape((B, C, H * W)).transpose(0, 2, 1))          # (B, K, C)
+    ctx = bmm(p, feats.reshape((B, C, H * W)), trans_b=True)               # (B, K, C)
     return ctx.transpose(0, 2, 1).reshape((B, C, K, 1))
 
 
@@ -137,7 +137,7 @@ class DPGHead(nn.Module):
     def execute(self, x, y):
         B, C, K, _ = y.shape
         mask = softmax(self.conv_mask(y).reshape((B, 1, K)), dim=2)          # (B, 1, K)
-        ctx = bmm(y.reshape((B, C, K)), mask.transpose(0, 2, 1)).reshape((B, C, 1, 1))
+        ctx = bmm(y.reshape((B, C, K)), mask, trans_b=True).reshape((B, C, 1, 1))
         return x * jt.sigmoid(self.channel_mul_conv(ctx))
 
 

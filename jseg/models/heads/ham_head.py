@@ -120,20 +120,20 @@ class NMF2D(nn.Module):
     @staticmethod
     def xt_bases(x, bases):
         """``x^T B`` (B*S, N, R), computed as ``(B^T x)^T`` so the big ``x`` is not a transposed operand."""
-        return bmm(bases.transpose(0, 2, 1), x).transpose(0, 2, 1)
+        return bmm(bases, x, trans_a=True).transpose(0, 2, 1)
 
     @staticmethod
     def update_coef(x, bases, coef):
         """``coef <- coef * (x^T B) / (coef (B^T B) + eps)``."""
         numerator = NMF2D.xt_bases(x, bases)
-        denominator = bmm(coef, bmm(bases.transpose(0, 2, 1), bases))
+        denominator = bmm(coef, bmm(bases, bases, trans_a=True))
         return coef * numerator / (denominator + 1e-6)
 
     @staticmethod
     def update_bases(x, bases, coef):
         """``B <- B * (x C) / (B (C^T C) + eps)``."""
         numerator = bmm(x, coef)
-        denominator = bmm(bases, bmm(coef.transpose(0, 2, 1), coef))
+        denominator = bmm(bases, bmm(coef, coef, trans_a=True))
         return bases * numerator / (denominator + 1e-6)
 
     def local_inference(self, x, bases):
@@ -156,7 +156,7 @@ class NMF2D(nn.Module):
         else:
             bases, coef = self.local_inference(x, bases)
         coef = self.update_coef(x, bases, coef)
-        x = bmm(bases, coef.transpose(0, 2, 1))
+        x = bmm(bases, coef, trans_b=True)
         return x.reshape((B, C, H, W))
 
 

@@ -2,31 +2,45 @@
 import jittor as jt
 from jittor import nn
 
+from ..kernels import bmm_cpu
 from .counting import numel
 
 
-def bmm(a, b):
-    """Batched matmul ``(B, n, m) @ (B, m, k)``.
+# MACs per batch entry up to which one threaded kernel (kernels.bmm_cpu) beats a loop of 2-D oneDNN
+# products: the loop costs ~4 framework ops per entry, the kernel is slower per MAC than oneDNN
+_SMALL_BMM = 1 << 18
 
-    On CPU Jittor hands only 2-D matmuls to oneDNN (its 3-D ``nn.bmm`` is a
-    plain broadcast-multiply-sum, 25-40x slower), so the batch is looped over.
-    Keep big operands un-transposed: a transposed view also defeats oneDNN.
+
+def bmm(a, b, trans_a=False, trans_b=False):
+    """Batched matmul ``op(a) @ op(b)`` of ``(B, ., .)`` operands, ``op`` transposing the last two axes
+    where asked (no transposed copy is made for the kernel and for ``trans_b`` alone).
+
+    On CPU Jittor hands only 2-D matmuls to oneDNN (its 3-D ``nn.bmm`` is a plain
+    broadcast-multiply-sum, 25-40x slower): small products (the Ham head's NMF) run as one kernel,
+    big ones loop over the batch with oneDNN.
     """
-    if jt.flags.use_cuda:
+    if jt.flags.use_cuda or a.dtype != "float32" or b.dtype != "float32":
+        if trans_a:
+            a = a.transpose(0, 2, 1)
+        if trans_b:
+            return nn.bmm_transpose(a, b)
         return nn.bmm(a, b)
+    n, m = (a.shape[2], a.shape[1]) if trans_a else (a.shape[1], a.shape[2])
+    k = b.shape[1] if trans_b else b.shape[2]
+    if n * m * k <= _SMALL_BMM:
+        return bmm_cpu(a, b, trans_a, trans_b)
+    if trans_a:
+        a = a.transpose(0, 2, 1)
+    product = nn.matmul_transpose if trans_b else jt.matmul
     if a.shape[0] == 1:
-        return jt.matmul(a[0], b[0]).unsqueeze(0)
-    return jt.stack([jt.matmul(a[i], b[i]) for i in range(a.shape[0])])
+        return product(a[0], b[0]).unsqueeze(0)
+    return jt.stack([product(a[i], b[i]) for i in range(a.shape[0])])
 
 
 def bmm_nt(a, b):
-    """Batched ``(B, n, m) @ (B, k, m)^T``: oneDNN multiplies by the transposed operand itself, so no
-    transposed copy of ``b`` is made (on the CPU, one 2-D product per batch entry)."""
-    if jt.flags.use_cuda:
-        return nn.bmm_transpose(a, b)
-    if a.shape[0] == 1:
-        return nn.matmul_transpose(a[0], b[0]).unsqueeze(0)
-    return jt.stack([nn.matmul_transpose(a[i], b[i]) for i in range(a.shape[0])])
+    """Batched ``(B, n, m) @ (B, k, m)^T`` without a transposed copy of ``b`` (oneDNN multiplies by the
+    transposed operand itself)."""
+    return bmm(a, b, trans_b=True)
 
 
 def linear_macs(self, convention, inputs, out):
