@@ -9,7 +9,7 @@ import jittor as jt
 from jittor import nn
 
 from ..registry import MODELS
-from .kernels import argmax
+from .kernels import argmax, pixel_cross_entropy_cpu
 
 
 def cross_entropy(logits, label, ignore_index=255, avg_non_ignore=False, class_weight=None):
@@ -22,11 +22,15 @@ def cross_entropy(logits, label, ignore_index=255, avg_non_ignore=False, class_w
         class_weight: optional list of K weights (the per-pixel loss is multiplied
             by the weight of its class; the mean is still over pixels, as in mmseg).
     """
-    logp = nn.log_softmax(logits, dim=1)
     valid = label != ignore_index
     safe = jt.where(valid, label, jt.zeros_like(label)).cast("int32")
-    picked = jt.gather(logp, 1, safe.unsqueeze(1)).squeeze(1)
-    per_pixel = -picked * valid.cast(logits.dtype)
+    if not jt.flags.use_cuda and logits.dtype == "float32":
+        # one kernel that keeps no log-probabilities (a tensor as large as the logits) for the backward
+        per_pixel = pixel_cross_entropy_cpu(logits, label, ignore_index)
+    else:
+        logp = nn.log_softmax(logits, dim=1)
+        picked = jt.gather(logp, 1, safe.unsqueeze(1)).squeeze(1)
+        per_pixel = -picked * valid.cast(logits.dtype)
     if class_weight is not None:
         w = jt.array(class_weight).cast(logits.dtype)
         per_pixel = per_pixel * w[safe]

@@ -248,3 +248,38 @@ def test_layers_bmm_small_kernel_and_big_loop_equal_jittor():
         np.testing.assert_allclose(bmm_nt(a, bt).numpy(), want_nt, atol=1e-4 * np.abs(want_nt).max(), rtol=0)
         np.testing.assert_allclose(bmm(a.transpose(0, 2, 1), b, trans_a=True).numpy(), want,
                                    atol=1e-4 * np.abs(want).max(), rtol=0)
+
+
+def test_pixel_cross_entropy_kernel_equals_log_softmax_and_gather(monkeypatch):
+    """Per-pixel loss and logits gradient against Jittor's ``log_softmax`` + ``gather``, with ignored
+    pixels (loss and gradient 0) and logits far from 0 (the max shift); a label outside ``[0, K)`` that is
+    not the ignore index gives NaN, not a read out of bounds."""
+    from jseg.models.kernels import pixel_cross_entropy_cpu
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((2, 7, 9, 13)) * 4 + 50).astype(f32)
+    lab = rng.integers(0, 7, (2, 9, 13)).astype(np.int32)
+    lab[0, :3, :5] = 255
+    gl = jt.array(rng.standard_normal((2, 9, 13)).astype(f32))
+
+    def run(fn):
+        v = jt.array(x)
+        loss = fn(v, jt.array(lab))
+        return loss.numpy(), jt.grad((loss * gl).sum(), v).numpy()
+
+    def ref(v, t):
+        valid = (t != 255)
+        safe = jt.where(valid, t, jt.zeros_like(t))
+        return -jt.gather(nn.log_softmax(v, dim=1), 1, safe.unsqueeze(1)).squeeze(1) * valid.cast("float32")
+
+    (loss, grad), (loss_ref, grad_ref) = run(lambda v, t: pixel_cross_entropy_cpu(v, t, 255)), run(ref)
+    np.testing.assert_allclose(loss, loss_ref, atol=1e-5, rtol=1e-5)
+    assert np.abs(grad - grad_ref).max() <= 1e-5 * np.abs(grad_ref).max()
+    assert (loss[0, :3, :5] == 0).all() and (grad[0, :, :3, :5] == 0).all()
+    monkeypatch.setenv("JSEG_CPU_THREADS", "3")
+    loss3, grad3 = run(lambda v, t: pixel_cross_entropy_cpu(v, t, 255))
+    np.testing.assert_array_equal(loss3, loss)
+    np.testing.assert_array_equal(grad3, grad)
+    bad = lab.copy()
+    bad[1, 2, 3] = 9
+    out = pixel_cross_entropy_cpu(jt.array(x), jt.array(bad), 255).numpy()
+    assert np.isnan(out[1, 2, 3]) and np.isfinite(np.delete(out.ravel(), 9 * 13 + 2 * 13 + 3)).all()
