@@ -45,12 +45,25 @@ def kernel_dir():
     return os.path.join(jittor_utils.cache_path, "jit")
 
 
-def count_kernels(directory):
+def count_kernels(directory, since=None):
+    """Kernels (``.so``) in ``directory``; with ``since``: ``(count, modification time of the newest one
+    written at or after ``since``, or None)``."""
+    n, newest = 0, None
     try:
         with os.scandir(directory) as it:
-            return sum(1 for e in it if e.name.endswith(".so"))
+            for e in it:
+                if e.name.endswith(".so"):
+                    n += 1
+                    if since is not None:
+                        try:
+                            t = e.stat().st_mtime
+                        except OSError:
+                            continue
+                        if t >= since and (newest is None or t > newest):
+                            newest = t
     except OSError:
-        return 0
+        pass
+    return n if since is None else (n, newest)
 
 
 class CompileWatch:
@@ -86,8 +99,11 @@ class CompileWatch:
                 self._proc.wait(timeout=self.interval + 5)
             except subprocess.TimeoutExpired:
                 pass   # not killed: Jittor ends this process when a child dies of a signal; it exits with us
-        self.compiled = max(count_kernels(self.directory) - self._before, 0)
+        total, newest = count_kernels(self.directory, since=self._start - 1)
+        self.compiled = max(total - self._before, 0)
         if self.enabled and self.compiled and exc[0] is None:
-            self.log(f"compiled {self.compiled} new kernels in {time.time() - self._start:.0f} s "
+            # the block's whole time would count the training too: say when the last kernel was written
+            last = max(0.0, (newest or self._start) - self._start)
+            self.log(f"compiled {self.compiled} new kernels, the last {last:.0f} s after the start "
                      "(cached: later runs of this model and shape skip this)")
         return False

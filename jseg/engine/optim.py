@@ -20,6 +20,7 @@ from ..models.kernels import _HEADER, cpu_threads
 # Jittor's graph does: p <- p*(1 - lr*wd); m <- b0*m + (1-b0)*g; v <- b1*v + (1-b1)*g*g;
 # p <- p - (lr/bc1)*m / (sqrt(v)/sqrt(bc2) + eps), bc_i = 1 - b_i^step.
 _ADAMW = r"""
+// jseg-kernel: optimizer (AdamW)
 const float* s = in0_p;
 const float c1 = s[0], b0 = s[1], nb0 = s[2], b1 = s[3], nb1 = s[4], s2 = s[5], eps = s[6], step = s[7];
 auto update = [&](const float* __restrict p, const float* __restrict g, const float* __restrict m,

@@ -84,6 +84,7 @@ jseg_parallel(NC, @THREADS, [&](long long b, long long e) { work((int)b, (int)e)
 """
 
 _SRC = r"""
+// jseg-kernel: resize fwd
 const int NC = in0_shape0, Hi = in0_shape1, Wi = in0_shape2;
 const int Ho = out0_shape1, Wo = out0_shape2;
 const float* src = in0_p;
@@ -125,6 +126,7 @@ auto work = [&](int c_begin, int c_end) {
 # Each output row is folded horizontally once (w0 to x0, w1 to x1), then added to input rows
 # y0 (weight h0) and y1 (weight h1): fewer operations than scattering four weights per output.
 _BILINEAR_GRAD = r"""
+// jseg-kernel: resize bwd
 const int NC = out0_shape0, Hi = out0_shape1, Wi = out0_shape2;
 const int Ho = in0_shape1, Wo = in0_shape2;
 const float* gout = in0_p;
@@ -157,6 +159,7 @@ auto work = [&](int c_begin, int c_end) {
 # argmax over dim 1 of (N, C, P): each thread takes a contiguous range of the N*P pixels and walks
 # them in blocks, reading every class as a contiguous row of the block.
 _ARGMAX = r"""
+// jseg-kernel: argmax fwd
 const int N = in0_shape0, C = in0_shape1, P = in0_shape2;
 const float* x = in0_p;
 int* idx = out0_p;
@@ -282,7 +285,7 @@ auto work = [&](long long r0, long long r1) {
 };
 jseg_parallel(R, (int)std::min<long long>(@THREADS, std::max<long long>(1, R * L / 16384)), work);
 """
-_SOFTMAX = _ROWS.replace("ROW", r"""
+_SOFTMAX = "// jseg-kernel: softmax fwd\n" + _ROWS.replace("ROW", r"""
         const float* a = in0_p + r * L;
         float* y = out0_p + r * L;
         float m = a[0];
@@ -292,7 +295,7 @@ _SOFTMAX = _ROWS.replace("ROW", r"""
         const float inv = 1.f / s;
         for (int i = 0; i < L; i++) y[i] *= inv;
 """)
-_SOFTMAX_GRAD = _ROWS.replace("ROW", r"""
+_SOFTMAX_GRAD = "// jseg-kernel: softmax bwd\n" + _ROWS.replace("ROW", r"""
         const float* y = in0_p + r * L;
         const float* g = in1_p + r * L;
         float* gx = out0_p + r * L;
@@ -347,6 +350,7 @@ auto run = [&](auto work, long long n, long long cost) {
 """
 
 _DW_FORWARD = r"""
+// jseg-kernel: depthwise conv fwd
 const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
 const int KH = in1_shape2, KW = in1_shape3, Ho = out0_shape2, Wo = out0_shape3;
 """ + _DW_COMMON + r"""
@@ -378,6 +382,7 @@ run([&](long long p0, long long p1) {
 
 # dL/dx: every output row scatters its gradient, per tap, into the shifted input row it read
 _DW_GRAD_X = r"""
+// jseg-kernel: depthwise conv bwd
 const int N = out0_shape0, C = out0_shape1, H = out0_shape2, W = out0_shape3;
 const int KH = in1_shape2, KW = in1_shape3, Ho = in0_shape2, Wo = in0_shape3;
 """ + _DW_COMMON + r"""
@@ -408,6 +413,7 @@ run([&](long long p0, long long p1) {
 
 # dL/dw and dL/db: per channel, over the batch, each tap is a sum of row dot products
 _DW_GRAD_W = r"""
+// jseg-kernel: depthwise conv bwd
 const int N = in1_shape0, C = in1_shape1, H = in1_shape2, W = in1_shape3;
 const int Ho = in0_shape2, Wo = in0_shape3, KH = out0_shape2, KW = out0_shape3;
 """ + _DW_COMMON + r"""
@@ -490,6 +496,7 @@ auto conv_plane = [&](const float* in, int H, int W, int ph, int pw, const float
 """
 
 _DW_S1_FORWARD = r"""
+// jseg-kernel: depthwise conv fwd
 const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
 """ + _DW_S1_COMMON + r"""
 run([&](long long p0, long long p1) {
@@ -503,6 +510,7 @@ run([&](long long p0, long long p1) {
 """
 
 _DW_S1_GRAD_X = r"""
+// jseg-kernel: depthwise conv bwd
 const int N = out0_shape0, C = out0_shape1, H = out0_shape2, W = out0_shape3;
 const int Ho = in0_shape2, Wo = in0_shape3;
 """ + _DW_S1_COMMON + r"""
@@ -519,6 +527,7 @@ run([&](long long p0, long long p1) {
 # dL/dw[ky,kx] = sum over the batch of the output gradient (spread to width Wp, junk columns zero)
 # dotted with the padded input shifted by the tap: contiguous dot products, blocked like the forward
 _DW_S1_GRAD_W = r"""
+// jseg-kernel: depthwise conv bwd
 const int N = in1_shape0, C = in1_shape1, H = in1_shape2, W = in1_shape3;
 const int Ho = in0_shape2, Wo = in0_shape3;
 """ + _DW_S1_COMMON + r"""
@@ -602,6 +611,7 @@ def depthwise_conv2d_cpu(x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
 # row of C is a sum of rows of op(B) (contiguous multiply-adds) or, when B is transposed, dot products
 # of contiguous rows.
 _BMM = r"""
+// jseg-kernel: bmm fwd/bwd
 const bool TA = @TA, TB = @TB;
 const int Bn = out0_shape0, n = out0_shape1, k = out0_shape2;
 const int m = TA ? in0_shape1 : in0_shape2;
@@ -678,7 +688,7 @@ const int N = in0_shape0, K = in0_shape1;
 const long long P = in0_shape2;
 const int IGNORE = @IGNORE;
 """
-_CE_FORWARD = _CE_COMMON + r"""
+_CE_FORWARD = "// jseg-kernel: cross-entropy fwd\n" + _CE_COMMON + r"""
 const float* x = in0_p;
 const int* lab = in1_p;
 float* loss = out0_p;
@@ -715,7 +725,7 @@ jseg_parallel((long long)N * P, (int)std::min<long long>(@THREADS, std::max<long
     }
 });
 """
-_CE_BACKWARD = _CE_COMMON + r"""
+_CE_BACKWARD = "// jseg-kernel: cross-entropy bwd\n" + _CE_COMMON + r"""
 const float* x = in0_p;
 const int* lab = in1_p;
 const float* lse = in2_p;

@@ -1,7 +1,7 @@
 """Benchmarks: model speed and memory, data loading.
 
     python -m jseg.tools.benchmark CONFIG [--shape H [W]] [--batch N] [--train] [--iters N] [--warmup N]
-        [--device auto|cpu|cuda] [--cfg-options key=value ...]
+        [--device auto|cpu|cuda] [--profile] [--cfg-options key=value ...]
     python -m jseg.tools.benchmark loader [--config configs/_base_/datasets/ade20k.py] [--data-root DIR]
         [--toy-size 512] [--workers 0 2] [--samples-per-gpu 4] [--batches 25]
 
@@ -20,6 +20,13 @@ as a table and one JSON line (prefix ``BENCHMARK_JSON``).  A busy machine
 (other processes using more than 20% of the cores in the second before the
 start) is flagged in both: on 2 cores a single competing process slows
 timings up to 10x.
+
+``--profile``: then runs ``--iters`` more iterations under Jittor's profiler
+and prints where the time goes by op family (dense and depth-wise conv, matmul,
+resize, softmax, reductions and norms, elementwise, optimizer, ...; forward and
+backward where the kernel tells), per iteration, and the framework overhead
+(the timed median minus the kernels' time: graph building in Python, Jittor's
+scheduling and allocation).  The JSON line gets a ``profile`` entry.
 
 ``loader``: images/s of a config's training data (``data.train``) through
 jseg's loader, for each worker count.  Without ``--data-root`` the config's
@@ -153,8 +160,56 @@ def summarize(times, batch):
     return dict(s_per_iter=s, img_per_s=ips)
 
 
+def op_family(name):
+    """The op family of a kernel in Jittor's profiler report (its name is the kernel's JIT key): jseg's own
+    kernels say theirs (``// jseg-kernel: ...`` in their source), Jittor's are told by their ops."""
+    import re
+    tag = re.search(r"jseg-kernel: ([^\n«]+)", name)
+    if tag:
+        return tag.group(1).strip()
+    for prefix, family in (("mkl_conv_backward", "dense conv bwd (oneDNN)"), ("mkl_conv", "dense conv fwd (oneDNN)"),
+                           ("mkl_matmul", "matmul (oneDNN)"), ("cudnn_conv_backward", "conv bwd (cuDNN)"),
+                           ("cudnn_conv", "conv fwd (cuDNN)"), ("cublas", "matmul (cuBLAS)")):
+        if name.startswith(prefix):
+            return family
+    ops = set(re.findall(r"opkey\d+:(\w+)", name)) or {name.split("\u00ab")[0]}
+    for op, family in (("reindex_reduce", "scatter-add (reindex_reduce)"), ("reindex", "gather/pad (reindex)"),
+                       ("reduce", "reductions, norms (with fused elementwise)"), ("transpose", "transpose"),
+                       ("getitem", "slicing, concat"), ("setitem", "slicing, concat"), ("concat", "slicing, concat"),
+                       ("code", "other jt.code")):
+        if op in ops:
+            return family
+    return "elementwise"
+
+
+def profile_steps(step, iters):
+    """Run ``step`` ``iters`` times under Jittor's profiler: ``{family: [ms per iteration, calls per iteration]}``."""
+    import jittor as jt
+    with jt.profile_scope(warmup=0, rerun=0) as report:
+        for _ in range(iters):
+            step()
+    header, rows = report[0], report[1:]
+    i_name, i_time, i_count = header.index("Name"), header.index("TotalTime"), header.index("Count")
+    families = {}
+    for row in rows:
+        f = families.setdefault(op_family(row[i_name]), [0.0, 0.0])
+        f[0] += float(row[i_time]) / 1e6 / iters   # ns -> ms
+        f[1] += int(row[i_count]) / iters
+    return dict(sorted(families.items(), key=lambda kv: -kv[1][0]))
+
+
+def format_profile(families, wall_s):
+    total = sum(v[0] for v in families.values())
+    lines = [f"{'op family':44s} {'ms/iter':>9s} {'share':>6s} {'calls/iter':>10s}"]
+    for name, (ms, calls) in families.items():
+        lines.append(f"{name:44s} {ms:9.1f} {ms / max(total, 1e-9):6.1%} {calls:10.0f}")
+    lines.append(f"{'kernels, all':44s} {total:9.1f}")
+    lines.append(f"{'framework overhead (timed median - kernels)':44s} {wall_s * 1000 - total:9.1f}")
+    return "\n".join(lines)
+
+
 def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup=2, device="auto",
-                cfg_options=(), seed=0, out=print):
+                cfg_options=(), seed=0, profile=False, out=print):
     import jittor as jt
     import numpy as np
 
@@ -236,6 +291,12 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
         res["peak_rss_mib"] = round(_peak_rss_mib(), 1)
         res["peak_rss_scope"] = "timed iterations" if rss_reset else "whole process"
     out(format_model_report(res))
+    if profile:
+        out(f"profiling {iters} more iterations...")
+        families = profile_steps(step, iters)
+        res["profile"] = {k: {"ms_per_iter": round(v[0], 3), "calls_per_iter": round(v[1], 1)}
+                          for k, v in families.items()}
+        out(format_profile(families, res["s_per_iter"]["median"]))
     out("BENCHMARK_JSON " + json.dumps(res))
     return res
 
@@ -266,6 +327,7 @@ def _model_parser():
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", action="store_true", help="then profile --iters more iterations by op family")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors (or JSEG_DEBUG=1)")
     return p
@@ -283,7 +345,7 @@ def _main(argv):
     if not os.path.isfile(a.config):
         p.error(f"config not found: {a.config}")
     bench_model(a.config, (a.shape[0], a.shape[-1]), a.batch, a.train, a.iters, a.warmup, a.device,
-                a.cfg_options, a.seed)
+                a.cfg_options, a.seed, profile=a.profile)
     return 0
 
 

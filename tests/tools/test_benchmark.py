@@ -31,3 +31,27 @@ def test_benchmark_refuses_bad_input(capsys):
     assert "no 'optimizer'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["no/such/config.py"])
+
+
+def test_profile_families_add_up(capsys):
+    """--profile: a table by op family whose kernel times add up, jseg's kernels named by their tag (the
+    micro model's depth-wise convs and resize), and a JSON ``profile`` entry."""
+    assert main([MICRO_CONFIG, "--shape", "128", "160", "--batch", "2", "--iters", "2", "--warmup", "1",
+                 "--device", "cpu", "--profile"]) == 0
+    out = capsys.readouterr().out
+    r = json.loads([ln for ln in out.splitlines() if ln.startswith("BENCHMARK_JSON ")][0].split(" ", 1)[1])
+    prof = r["profile"]
+    assert "depthwise conv fwd" in prof and "resize fwd" in prof and "dense conv fwd (oneDNN)" in prof
+    total = sum(v["ms_per_iter"] for v in prof.values())
+    assert 0 < total < 1000 * r["s_per_iter"]["max"] * 2
+    assert "kernels, all" in out and "framework overhead" in out
+
+
+def test_op_family_names():
+    from jseg.tools.benchmark import op_family
+    assert op_family("code\u00abHEADER:x\u00abCODE:\n// jseg-kernel: softmax bwd\nfoo") == "softmax bwd"
+    assert op_family("mkl_conv_backward_w\u00abTxd:float32") == "dense conv bwd (oneDNN)"
+    assert op_family("mkl_matmul\u00abT:float32") == "matmul (oneDNN)"
+    assert op_family("\u00abopkey0:broadcast_to\u00abopkey1:reindex_reduce\u00abx") == "scatter-add (reindex_reduce)"
+    assert op_family("\u00abopkey0:binary\u00abopkey1:reduce\u00abx") == "reductions, norms (with fused elementwise)"
+    assert op_family("\u00abopkey0:binary\u00abopkey1:unary\u00abx") == "elementwise"
