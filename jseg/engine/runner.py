@@ -309,6 +309,7 @@ class Runner:
         self.model.train()
         local = self.batch // dist.world_size()
         t_start, t_last, n_last = time.time(), time.time(), self.iter
+        first = True
         batches = self._batches()
         # the first iterations of a new model compile its kernels: say so
         watch = CompileWatch(self.log, self.log.text, enabled=self.log.enabled).__enter__()
@@ -331,7 +332,13 @@ class Runner:
                 # drift from the uninterrupted one.
                 jt.sync_all()
                 self.iter += 1
-                if self.iter % log_every == 0 or self.iter == self.max_iters:
+                log_now = self.iter % log_every == 0 or self.iter == self.max_iters
+                if first and not log_now:
+                    # the first iteration of a process compiles most kernels (minutes on a fresh machine): the
+                    # speed and ETA of the first log line are measured from its end
+                    t_last, n_last = time.time(), self.iter
+                first = False
+                if log_now:
                     now = time.time()
                     per_it = (now - t_last) / max(self.iter - n_last, 1)
                     eta = per_it * (self.max_iters - self.iter)
