@@ -783,3 +783,102 @@ def pixel_cross_entropy_cpu(logits, label, ignore_index=255):
     labels: 0 where ``label == ignore_index``, NaN for other labels outside ``[0, K)``; differentiable in
     ``logits``."""
     return _PixelCrossEntropy.apply(logits, label, ignore_index)
+
+
+# BatchNorm in training mode over (N, H*W) per channel, as PyTorch computes it: the mean and the biased
+# variance of the centred values accumulated in double, y = (x - mean) / sqrt(var + eps) * w + b; the
+# backward in closed form, dx = w / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat)), dw = sum(g * xhat),
+# db = sum(g).  Channels are split over threads, each reading its N contiguous planes.  Jittor's graph
+# of the same computes its reductions on one core across the channel-strided layout (CGRSeg's step:
+# 866 ms in two of them).
+_BN_FORWARD = r"""
+// jseg-kernel: batchnorm fwd
+const int N = in0_shape0, C = in0_shape1;
+const long long HW = (long long)in0_shape2 * in0_shape3;
+const float eps = @EPS;
+jseg_parallel(C, (int)std::min<long long>(@THREADS, std::max<long long>(1, (long long)N * C * HW >> 15)),
+              [&](long long c0, long long c1) {
+    for (long long c = c0; c < c1; c++) {
+        double s = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* p = in0_p + ((size_t)n * C + c) * HW;
+            float part = 0.f;
+            for (long long i = 0; i < HW; i++) part += p[i];
+            s += part;
+        }
+        const double cnt = (double)N * HW;
+        const double mean = s / cnt;
+        double ss = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* p = in0_p + ((size_t)n * C + c) * HW;
+            double part = 0.0;
+            for (long long i = 0; i < HW; i++) { const double d = p[i] - mean; part += d * d; }
+            ss += part;
+        }
+        const float m = (float)mean, v = (float)(ss / cnt);
+        const float scale = in1_p[c] / std::sqrt(v + eps), shift = in2_p[c];
+        for (int n = 0; n < N; n++) {
+            const float* p = in0_p + ((size_t)n * C + c) * HW;
+            float* y = out0_p + ((size_t)n * C + c) * HW;
+            for (long long i = 0; i < HW; i++) y[i] = (p[i] - m) * scale + shift;
+        }
+        out1_p[c] = m;
+        out2_p[c] = v;
+    }
+});
+"""
+_BN_BACKWARD = r"""
+// jseg-kernel: batchnorm bwd
+const int N = in0_shape0, C = in0_shape1;
+const long long HW = (long long)in0_shape2 * in0_shape3;
+const float eps = @EPS;
+jseg_parallel(C, (int)std::min<long long>(@THREADS, std::max<long long>(1, (long long)N * C * HW >> 15)),
+              [&](long long c0, long long c1) {
+    for (long long c = c0; c < c1; c++) {
+        const float m = in2_p[c], inv = 1.f / std::sqrt(in3_p[c] + eps);
+        double sg = 0.0, sgx = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* g = in0_p + ((size_t)n * C + c) * HW;
+            const float* x = in1_p + ((size_t)n * C + c) * HW;
+            float a = 0.f, b = 0.f;
+            for (long long i = 0; i < HW; i++) { a += g[i]; b += g[i] * ((x[i] - m) * inv); }
+            sg += a;
+            sgx += b;
+        }
+        const double cnt = (double)N * HW;
+        const float k = in4_p[c] * inv, mg = (float)(sg / cnt), mgx = (float)(sgx / cnt);
+        for (int n = 0; n < N; n++) {
+            const float* g = in0_p + ((size_t)n * C + c) * HW;
+            const float* x = in1_p + ((size_t)n * C + c) * HW;
+            float* dx = out0_p + ((size_t)n * C + c) * HW;
+            for (long long i = 0; i < HW; i++) dx[i] = k * (g[i] - mg - ((x[i] - m) * inv) * mgx);
+        }
+        out1_p[c] = (float)sgx;
+        out2_p[c] = (float)sg;
+    }
+});
+"""
+
+
+class _BatchNormTrain(jt.Function):
+    def execute(self, x, w, b, eps):
+        C = x.shape[1]
+        src = _fill(_BN_FORWARD, EPS=repr(float(eps)) + "f")
+        y, mean, var = jt.code([x.shape, (C,), (C,)], ["float32"] * 3, [x, w, b], cpu_header=_HEADER, cpu_src=src)
+        self.saved = (x, w, mean, var, eps)
+        return y, mean, var
+
+    def grad(self, gy, gmean=None, gvar=None):
+        x, w, mean, var, eps = self.saved
+        C = x.shape[1]
+        dx, dw, db = jt.code([x.shape, (C,), (C,)], ["float32"] * 3, [gy.cast("float32"), x, mean, var, w],
+                             cpu_header=_HEADER, cpu_src=_fill(_BN_BACKWARD, EPS=repr(float(eps)) + "f"))
+        return dx, dw, db, None
+
+
+def batch_norm_train_cpu(x, weight, bias, eps=1e-5):
+    """Training-mode BatchNorm of a float32 NCHW ``x`` on the CPU: ``(y, batch mean, biased batch variance)``;
+    ``y`` is differentiable in ``x``, ``weight`` and ``bias`` (the statistics are for the running buffers and
+    carry no gradient)."""
+    y, mean, var = _BatchNormTrain.apply(x, weight, bias, float(eps))
+    return y, mean.detach(), var.detach()

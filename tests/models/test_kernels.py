@@ -283,3 +283,38 @@ def test_pixel_cross_entropy_kernel_equals_log_softmax_and_gather(monkeypatch):
     bad[1, 2, 3] = 9
     out = pixel_cross_entropy_cpu(jt.array(x), jt.array(bad), 255).numpy()
     assert np.isnan(out[1, 2, 3]) and np.isfinite(np.delete(out.ravel(), 9 * 13 + 2 * 13 + 3)).all()
+
+
+def test_batch_norm_train_kernel_equals_the_graph_formula(monkeypatch):
+    """Training-mode BatchNorm: output, batch statistics and the gradients of x, weight and bias against the
+    same formula as Jittor ops (``norm.centered_variance``), on data with a large mean (cancellation)."""
+    from jseg.models.kernels import batch_norm_train_cpu
+    from jseg.models.layers.norm import centered_variance
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((3, 5, 7, 9)) * 2 + 30).astype(f32)
+    w = rng.standard_normal(5).astype(f32)
+    b = rng.standard_normal(5).astype(f32)
+    gy = jt.array(rng.standard_normal(x.shape).astype(f32))
+
+    def run(fn):
+        vs = [jt.array(x), jt.array(w), jt.array(b)]
+        y, mean, var = fn(*vs)
+        return [v.numpy() for v in [y, mean.reshape((-1,)), var.reshape((-1,))] + jt.grad((y * gy).sum(), vs)]
+
+    def ref(v, ww, bb):
+        mean, centered, var = centered_variance(v, [0, 2, 3])
+        return centered / jt.sqrt(var + 1e-5) * ww.reshape((1, -1, 1, 1)) + bb.reshape((1, -1, 1, 1)), mean, var
+
+    got, want = run(lambda v, ww, bb: batch_norm_train_cpu(v, ww, bb, 1e-5)), run(ref)
+    for g, r in zip(got, want):
+        assert g.shape == r.shape and np.abs(g - r).max() <= 2e-5 * max(np.abs(r).max(), 1.0)
+    # channels split over 1 and 3 threads (a map big enough for 3) give the same bits
+    x = (rng.standard_normal((2, 6, 96, 96)) + 3).astype(f32)
+    w, b = rng.standard_normal(6).astype(f32), rng.standard_normal(6).astype(f32)
+    gy = jt.array(rng.standard_normal(x.shape).astype(f32))
+    outs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("JSEG_CPU_THREADS", threads)
+        outs.append(run(lambda v, ww, bb: batch_norm_train_cpu(v, ww, bb, 1e-5)))
+    for g1, g3 in zip(*outs):
+        np.testing.assert_array_equal(g1, g3)
