@@ -235,7 +235,8 @@ def _fill(src, **subs):
     """``src`` with ``@KEY`` replaced by ``subs[KEY]`` and ``@THREADS`` by :func:`cpu_threads` (cached:
     a training step asks for the same sources hundreds of times)."""
     subs["THREADS"] = cpu_threads()
-    return _fill_cached(src, tuple(sorted((f"@{k}", str(v)) for k, v in subs.items())))
+    # longest keys first: @BIAS must not eat the start of a longer key
+    return _fill_cached(src, tuple(sorted(((f"@{k}", str(v)) for k, v in subs.items()), key=lambda kv: (-len(kv[0]), kv[0]))))
 
 
 def _source(src, align_corners):
@@ -498,20 +499,25 @@ auto conv_plane = [&](const float* in, int H, int W, int ph, int pw, const float
         for (int y = y0; y < y1; y++) std::memcpy(out + (size_t)y * Wo, a + (size_t)(y - y0) * Wp, sizeof(float) * Wo);
     }
 };
+// every (n, c) plane of `in` (ih x iw) convolved into `out` (oh x ow) with channel c's kernel (in1)
+auto conv_planes = [&](const float* in, int ih, int iw, int ph, int pw, bool flip, const float* bias, float* out,
+                       int oh, int ow, long long planes, int C) {
+    run([&](long long p0, long long p1) {
+        std::vector<float> P, A;
+        for (long long p = p0; p < p1; p++) {
+            const int c = (int)(p % C);
+            conv_plane(in + p * ih * iw, ih, iw, ph, pw, in1_p + (size_t)c * KH * KW, flip, bias ? bias[c] : 0.f,
+                       out + p * oh * ow, P, A);
+        }
+    }, planes, (long long)oh * ow * KH * KW);
+};
 """
 
 _DW_S1_FORWARD = r"""
 // jseg-kernel: depthwise conv fwd
 const int N = in0_shape0, C = in0_shape1, H = in0_shape2, W = in0_shape3;
 """ + _DW_S1_COMMON + r"""
-run([&](long long p0, long long p1) {
-    std::vector<float> P, A;
-    for (long long p = p0; p < p1; p++) {
-        const int c = (int)(p % C);
-        conv_plane(in0_p + p * H * W, H, W, PH, PW, in1_p + (size_t)c * KH * KW, false, @BIAS,
-                   out0_p + p * out0_shape2 * out0_shape3, P, A);
-    }
-}, (long long)N * C, (long long)H * W * KH * KW);
+conv_planes(in0_p, H, W, PH, PW, false, @BPTR, out0_p, out0_shape2, out0_shape3, (long long)N * C, C);
 """
 
 _DW_S1_GRAD_X = r"""
@@ -519,14 +525,7 @@ _DW_S1_GRAD_X = r"""
 const int N = out0_shape0, C = out0_shape1, H = out0_shape2, W = out0_shape3;
 const int Ho = in0_shape2, Wo = in0_shape3;
 """ + _DW_S1_COMMON + r"""
-run([&](long long p0, long long p1) {
-    std::vector<float> P, A;
-    for (long long p = p0; p < p1; p++) {
-        const int c = (int)(p % C);
-        conv_plane(in0_p + p * Ho * Wo, Ho, Wo, KH - 1 - PH, KW - 1 - PW, in1_p + (size_t)c * KH * KW, true, 0.f,
-                   out0_p + p * H * W, P, A);
-    }
-}, (long long)N * C, (long long)H * W * KH * KW);
+conv_planes(in0_p, Ho, Wo, KH - 1 - PH, KW - 1 - PW, true, nullptr, out0_p, H, W, (long long)N * C, C);
 """
 
 # dL/dw[ky,kx] = sum over the batch of the output gradient (spread to width Wp, junk columns zero)
@@ -574,7 +573,8 @@ run([&](long long c0, long long c1) {
 
 def _dw_source(src, stride, padding, bias=False, kernel=(0, 0)):
     return _fill(src, KH=int(kernel[0]), KW=int(kernel[1]), SH=int(stride[0]), SW=int(stride[1]),
-                 PH=int(padding[0]), PW=int(padding[1]), BIAS="in2_p[c]" if bias else "0.f")
+                 PH=int(padding[0]), PW=int(padding[1]), BIAS="in2_p[c]" if bias else "0.f",
+                 BPTR="in2_p" if bias else "nullptr")
 
 
 class _DepthwiseConv(jt.Function):
