@@ -8,6 +8,10 @@ README "What ``import jseg`` does" lists each rule and why.
 
 * No CUDA driver → ``nvcc_path=""``; otherwise Jittor finds an ``nvcc`` on PATH
   and dies dlopen-ing ``libcudart.so`` at import.
+* One GPU per MPI rank: under Open MPI on a machine with a CUDA driver, each rank sees only the GPU
+  of its local rank (``CUDA_VISIBLE_DEVICES``, set before Jittor starts CUDA); more ranks on a node
+  than GPUs is refused unless ``JSEG_GPU_SHARE=1`` (then ranks share GPUs round-robin);
+  ``JSEG_RANK_GPU=0`` leaves ``CUDA_VISIBLE_DEVICES`` alone (a launcher that pins GPUs itself).
 * ``use_parallel_op_compiler=0``: Jittor's parallel kernel compiler segfaulted
   intermittently here (threads C1..C5, also in fresh processes); kernels are
   compiled one by one instead (only the first run of a new shape is slower).
@@ -15,7 +19,17 @@ README "What ``import jseg`` does" lists each rule and why.
   ``libdnnl-dev`` is installed we expose it where Jittor would have unpacked the
   download; if no oneDNN can be found we set ``use_mkl=0`` and say once that CPU
   convolutions will use Jittor's slow single-threaded fallback.
+* Jittor's first import after its utility library went stale (another compiler or flags, a copied
+  or moved cache folder) rebuilds it and calls ``sys.exit(0)`` asking for a rerun; with
+  ``log_silent=1`` that was a silent exit with status 0.  :func:`restart_after_jit_utils_rebuild`
+  restarts the command once instead.
+* An exported ``JITTOR_HOME`` is written by Jittor into ``~/.cache/jittor/config.json`` as the new
+  default for every later Jittor process on the machine (by the import, and again by the
+  ``asm_tuner.py`` subprocess Jittor starts for every kernel it compiles); :func:`keep_jittor_config`
+  puts the file back as it was after the import and at exit, so pointing one run at another cache
+  leaves the machine's default alone (while the run lasts, other new Jittor processes see its folder).
 """
+import atexit
 import ctypes
 import json
 import os
@@ -102,14 +116,135 @@ def canonical_python():
     return versioned if os.path.isfile(versioned) else exe
 
 
+_COUNT_GPUS = """
+import ctypes
+n = ctypes.c_int(0)
+try:
+    lib = ctypes.CDLL("libcuda.so.1")
+    ok = lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(n)) == 0
+except OSError:
+    ok = False
+print(n.value if ok else 0)
+"""
+
+
+def cuda_device_count():
+    """GPUs the CUDA driver shows (after ``CUDA_VISIBLE_DEVICES``); 0 without a driver.
+
+    Counted in a child process: the driver reads ``CUDA_VISIBLE_DEVICES`` once, at ``cuInit``, so
+    initialising it here would make the per-rank choice below come too late.
+    """
+    import subprocess
+    try:
+        out = subprocess.run([sys.executable, "-c", _COUNT_GPUS], capture_output=True, text=True, timeout=120)
+        return int(out.stdout.strip() or 0)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return 0
+
+
+def gpu_for_rank(local_rank, local_size, visible, share=False):
+    """``(device, problem)``: the entry of ``visible`` (the node's GPU ids) for this local rank.
+
+    One GPU per rank: rank i of a node gets ``visible[i]``.  More ranks than GPUs is a problem (a
+    sentence for the user) unless ``share`` (then round-robin); no GPU at all gives ``(None, None)``.
+    """
+    if not visible:
+        return None, None
+    if local_size > len(visible) and not share:
+        return None, (f"{local_size} MPI processes on this node but {len(visible)} GPU(s) visible "
+                      f"({','.join(visible)}): start at most {len(visible)} per node, or export "
+                      f"JSEG_GPU_SHARE=1 to let ranks share GPUs")
+    return visible[local_rank % len(visible)], None
+
+
+def _choose_rank_gpu(env):
+    if "OMPI_COMM_WORLD_LOCAL_RANK" not in env or env.get("JSEG_RANK_GPU") == "0":  # 0: your launcher pins GPUs
+        return
+    local_rank = int(env["OMPI_COMM_WORLD_LOCAL_RANK"])
+    local_size = int(env.get("OMPI_COMM_WORLD_LOCAL_SIZE", local_rank + 1))
+    listed = env.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        visible = [d.strip() for d in listed.split(",") if d.strip()]
+    else:
+        visible = [str(i) for i in range(cuda_device_count())]
+    device, problem = gpu_for_rank(local_rank, local_size, visible, env.get("JSEG_GPU_SHARE") == "1")
+    STATE["rank_gpu"], STATE["rank_gpu_problem"] = device, problem
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+
+
+RESTART_ENV = "JSEG_JIT_UTILS_RESTARTED"
+
+
+def restart_after_jit_utils_rebuild(exc):
+    """Handle Jittor's ``sys.exit`` during ``import jittor`` (it rebuilt jit_utils and needs a new process).
+
+    A program (a script, ``-m``, ``-c``) is started again with the same command line, once; an
+    interactive session gets an ImportError that says to restart it.  Any other exit status is
+    passed on unchanged.
+    """
+    keep_jittor_config()  # before execv: the new process must see the file as it was
+    if exc.code not in (0, None):
+        raise exc
+    msg = ("Jittor rebuilt its utility library (jit_utils: first import after a change of compiler, "
+           "flags or cache folder) and needs a new process")
+    argv = getattr(sys, "orig_argv", None)  # Python >= 3.10: the command line as typed
+    interactive = hasattr(sys, "ps1") or sys.flags.interactive or not argv or "ipykernel" in sys.modules
+    if interactive or os.environ.get(RESTART_ENV) == "1":
+        raise ImportError(f"jseg: {msg}; restart the Python process (or run the command again)") from None
+    rank = os.environ.get("OMPI_COMM_WORLD_RANK", "0")
+    if rank == "0":
+        sys.stderr.write(f"jseg: {msg}; restarting the command\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ[RESTART_ENV] = "1"
+    os.execv(sys.executable, [sys.executable] + list(argv[1:]))
+
+
+def _jittor_config_file():
+    return os.path.join(str(Path.home()), ".cache", "jittor", "config.json")
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def keep_jittor_config():
+    """Undo Jittor's rewrite of ``config.json`` caused by an exported ``JITTOR_HOME`` (see module doc)."""
+    if "jittor_config" not in STATE:
+        return
+    path, before = _jittor_config_file(), STATE["jittor_config"]
+    if _read_bytes(path) == before:
+        return
+    try:
+        if before is None:
+            os.unlink(path)
+        else:
+            tmp = f"{path}.tmp{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(before)
+            os.replace(tmp, path)
+    except OSError as e:  # read-only home: nothing we can do, say why later runs may use that cache
+        STATE["jittor_config_error"] = str(e)
+
+
 def prepare():
     """Set Jittor's environment defaults.  Idempotent; call before importing jittor."""
     if STATE.get("prepared"):
         return STATE
+    if "JITTOR_HOME" in os.environ:
+        STATE["jittor_config"] = _read_bytes(_jittor_config_file())
+        atexit.register(keep_jittor_config)
     cuda = has_cuda_driver()
     STATE["cuda_driver"] = cuda
     if not cuda and "nvcc_path" not in os.environ:
         os.environ["nvcc_path"] = ""
+    if cuda:
+        _choose_rank_gpu(os.environ)
     os.environ.setdefault("log_silent", "1")
     os.environ.setdefault("use_parallel_op_compiler", "0")
     onednn = _setup_onednn()

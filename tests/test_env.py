@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import jittor as jt
+import pytest
 
 import jseg
 from jseg import _env
@@ -70,3 +71,129 @@ def test_one_kernel_cache_whatever_the_interpreter_is_called():
         assert r.returncode == 0, r.stderr
         seen.add(r.stdout.strip().splitlines()[-1])
     assert len(names) >= 2 and len(seen) == 1, (names, seen)
+
+
+def test_jittor_still_exits_after_rebuilding_jit_utils():
+    """The case restart_after_jit_utils_rebuild handles: Jittor 1.3.11's import calls sys.exit(0) after it
+    rebuilt a stale jit_utils (seen with a copied cache folder: a silent exit, status 0, under log_silent)."""
+    import jittor.compiler as jc
+    src = open(jc.__file__, encoding="utf8").read()
+    at = src.index("jit_utils updated, please rerun your command.")
+    assert "sys.exit(0)" in src[at:at + 80]
+
+
+RESTART_PROBE = """
+import os, sys
+marker = sys.argv[1]
+import jseg
+from jseg import _env
+if os.path.exists(marker):
+    print("SECOND RUN", sys.argv[1:], os.environ.get(_env.RESTART_ENV))
+    sys.exit(0)
+open(marker, "w").close()
+_env.restart_after_jit_utils_rebuild(SystemExit(int(sys.argv[2])))
+print("NOT RESTARTED")
+"""
+
+
+def test_a_program_restarts_once_after_jittor_rebuilt_jit_utils(tmp_path):
+    marker = str(tmp_path / "first_run_done")
+    r = subprocess.run([sys.executable, "-c", RESTART_PROBE, marker, "0"], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # same arguments; the restart flag is cleared once jittor imported, so a child may restart too
+    assert f"SECOND RUN ['{marker}', '0'] None" in r.stdout, r.stdout
+    assert "NOT RESTARTED" not in r.stdout
+    assert r.stderr.count("restarting the command") == 1, r.stderr
+
+
+def test_no_restart_loop_and_other_exit_codes_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv(_env.RESTART_ENV, "1")  # this process already is the restart
+    with pytest.raises(ImportError, match="restart the Python process"):
+        _env.restart_after_jit_utils_rebuild(SystemExit(0))
+    monkeypatch.delenv(_env.RESTART_ENV)
+    with pytest.raises(SystemExit) as e:
+        _env.restart_after_jit_utils_rebuild(SystemExit(3))
+    assert e.value.code == 3
+
+
+def test_exported_jittor_home_leaves_the_machine_default_alone(tmp_path, monkeypatch):
+    """Jittor rewrites ~/.cache/jittor/config.json when JITTOR_HOME is exported; jseg restores the file."""
+    cfg = tmp_path / "config.json"
+    monkeypatch.setattr(_env, "_jittor_config_file", lambda: str(cfg))
+    cfg.write_bytes(b'{"JITTOR_HOME": "/data/jittor"}')
+    monkeypatch.setitem(_env.STATE, "jittor_config", cfg.read_bytes())
+    for _ in range(2):  # after the import, and at exit again (Jittor's kernel compiles rewrite it meanwhile)
+        cfg.write_text('{"JITTOR_HOME": "/tmp/elsewhere"}')
+        _env.keep_jittor_config()
+        assert cfg.read_bytes() == b'{"JITTOR_HOME": "/data/jittor"}'
+    monkeypatch.setitem(_env.STATE, "jittor_config", None)  # there was no file: Jittor's is removed
+    cfg.write_text('{"JITTOR_HOME": "/tmp/elsewhere"}')
+    _env.keep_jittor_config()
+    assert not cfg.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temp file left
+
+
+def test_exported_jittor_home_restores_config_at_exit(tmp_path):
+    """The real path, cheaply: JITTOR_HOME exported as the current folder (so nothing compiles), and the
+    process itself changes config.json after the import, as Jittor's compile subprocesses do."""
+    path = _env._jittor_config_file()
+    before = open(path, "rb").read() if os.path.exists(path) else None
+    env = dict(os.environ, JITTOR_HOME=_env.jittor_home())
+    code = ("import jseg, json; from jseg import _env; p = _env._jittor_config_file(); "
+            "open(p, 'w').write(json.dumps({'JITTOR_HOME': '/tmp/not/this'})); print('WROTE')")
+    try:
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                           cwd=ROOT)
+        after = open(path, "rb").read() if os.path.exists(path) else None
+    finally:
+        now = open(path, "rb").read() if os.path.exists(path) else None
+        if now != before:  # never leave the machine changed, whatever happened
+            if before is None:
+                os.unlink(path)
+            else:
+                open(path, "wb").write(before)
+    assert r.returncode == 0 and "WROTE" in r.stdout, r.stdout + r.stderr
+    assert after == before
+
+
+def test_one_gpu_per_rank():
+    eight = [str(i) for i in range(8)]
+    assert [_env.gpu_for_rank(r, 8, eight) for r in range(8)] == [(str(r), None) for r in range(8)]
+    assert _env.gpu_for_rank(1, 2, ["3", "5"]) == ("5", None)             # CUDA_VISIBLE_DEVICES=3,5
+    assert _env.gpu_for_rank(0, 1, ["GPU-1a2b"]) == ("GPU-1a2b", None)    # UUIDs pass through
+    assert _env.gpu_for_rank(0, 4, []) == (None, None)                    # no GPU: nothing to choose
+    device, problem = _env.gpu_for_rank(2, 3, ["0", "1"])
+    assert device is None and "3 MPI processes on this node but 2 GPU(s)" in problem and "JSEG_GPU_SHARE=1" in problem
+    assert _env.gpu_for_rank(2, 3, ["0", "1"], share=True) == ("0", None)
+
+
+def test_rank_gpu_is_set_before_jittor_and_never_shared_unasked(monkeypatch):
+    monkeypatch.setattr(_env, "cuda_device_count", lambda: 4)
+    env = {"OMPI_COMM_WORLD_LOCAL_RANK": "3", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"}
+    _env._choose_rank_gpu(env)
+    assert env["CUDA_VISIBLE_DEVICES"] == "3"
+    env = {"OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "CUDA_VISIBLE_DEVICES": "6,7"}
+    _env._choose_rank_gpu(env)
+    assert env["CUDA_VISIBLE_DEVICES"] == "7"
+    env = {"OMPI_COMM_WORLD_LOCAL_RANK": "0", "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "CUDA_VISIBLE_DEVICES": "0"}
+    _env._choose_rank_gpu(env)
+    assert env["CUDA_VISIBLE_DEVICES"] == "0" and "JSEG_GPU_SHARE" in _env.STATE["rank_gpu_problem"]
+    try:
+        with pytest.raises(jseg.errors.UserError, match="2 MPI processes on this node but 1 GPU"):
+            jseg.select_device("auto")
+        assert jseg.select_device("cpu") == "cpu"                        # the CPU needs no GPU of its own
+    finally:
+        _env.STATE["rank_gpu"] = _env.STATE["rank_gpu_problem"] = None
+    env = {"OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "JSEG_RANK_GPU": "0"}
+    _env._choose_rank_gpu(env)
+    assert "CUDA_VISIBLE_DEVICES" not in env                               # a launcher that pins GPUs itself
+    _env._choose_rank_gpu({})                                              # not under MPI: nothing
+    assert _env.STATE["rank_gpu"] is None
+
+
+def test_gpu_count_without_a_driver_is_zero():
+    if not _env.has_cuda_driver():
+        assert _env.cuda_device_count() == 0
+    else:
+        assert _env.cuda_device_count() >= 1
