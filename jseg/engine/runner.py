@@ -7,6 +7,7 @@ from ``(seed, iteration, position in the global batch)``.  A resumed run therefo
 continues exactly as if it had not stopped, and N processes with the same
 global batch compute what one process would.
 """
+import contextlib
 import datetime
 import json
 import math
@@ -29,6 +30,7 @@ from ..evaluation import evaluate, format_table
 from ..models import build_segmentor
 from ..models.random_streams import random_streams
 from .. import dist
+from .amp import parse_fp16, require_cuda, scaled_step
 from .compile_watch import CompileWatch
 from .optim import build_optimizer, load_optimizer_state, optimizer_state
 from .schedule import build_lr_schedule
@@ -155,6 +157,9 @@ class Runner:
             raise UserError(f"data.train has {self.train_set.num_samples()} samples, fewer than one batch of {batch}")
         self.val_set = build_dataset(data.val) if data.get("val") is not None else None
         self.optimizer = build_optimizer(self.model, cfg.optimizer)
+        self.amp_dtype, self.scaler = parse_fp16(cfg.get("fp16"))
+        if self.amp_dtype:
+            require_cuda(self.amp_dtype)
         self.schedule = build_lr_schedule(cfg.lr_config, self.max_iters)
         self.iter = 0
         self.best = {"mIoU": -1.0, "path": None}
@@ -221,6 +226,8 @@ class Runner:
                 "train_samples": self.train_set.num_samples(),
                 "global_batch": self.batch, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         path = os.path.join(self.work_dir, name)
+        if self.scaler is not None:
+            meta["loss_scaler"] = self.scaler.state_dict()
         save_checkpoint(path, self.model, meta=meta, optimizer=optimizer_state(self.optimizer))
         self.created.add(os.path.abspath(path))
         return path
@@ -252,6 +259,8 @@ class Runner:
             raise CheckpointError(f"--resume {path}: its optimizer state does not fit this config's optimizer ({e}); "
                                   "was optimizer.paramwise_cfg changed?") from e
         self.iter = int(meta["iter"])
+        if self.scaler is not None and meta.get("loss_scaler"):
+            self.scaler.load_state_dict(meta["loss_scaler"])
         self.seed = int(meta.get("seed", self.seed))
         self.train_set.seed = self.seed
         self.best = dict(meta.get("best", self.best))
@@ -297,6 +306,12 @@ class Runner:
         while True:
             yield from self.train_set
 
+    def _mixed_precision(self):
+        """Jittor's auto mixed precision while the step's graph is built (``fp16`` configs, CUDA only)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return jt.flag_scope(auto_mixed_precision_level=5)
+
     def train(self, until=None):
         """Train to ``max_iters`` (or stop at iteration ``until``, writing a checkpoint there)."""
         cfg = self.cfg
@@ -319,13 +334,19 @@ class Runner:
                 jt.set_seed(self.seed * 1000003 + self.iter)
                 self.schedule.apply(self.optimizer, self.iter)
                 # stream 0: training; j = position in the global batch
-                with random_streams([(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)]):
-                    losses = self.model.forward_train(batch["img"], batch["gt_semantic_seg"])
-                loss, log_vars = self.model.parse_losses(losses)
-                if not all(math.isfinite(v) for v in log_vars.values()):
-                    raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping "
-                                          f"({self._where_to_go_back()})")
-                self.optimizer.step(loss)
+                with random_streams([(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)]), \
+                        self._mixed_precision():
+                    img = batch["img"] if self.amp_dtype is None else batch["img"].cast(self.amp_dtype)
+                    losses = self.model.forward_train(img, batch["gt_semantic_seg"])
+                    loss, log_vars = self.model.parse_losses(losses)
+                    if not all(math.isfinite(v) for v in log_vars.values()):
+                        raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping "
+                                              f"({self._where_to_go_back()})")
+                    if self.scaler is not None:
+                        scaled_step(self.optimizer, loss, self.scaler)   # skipped if a gradient overflowed
+                        log_vars["loss_scale"] = self.scaler.scale
+                    else:
+                        self.optimizer.step(loss)
                 # Materialise the whole training state (weights, moments, BN statistics) at every step: Jittor
                 # evaluates lazily, and kernels fused across a step boundary round differently from the same
                 # ops on stored arrays, so without this a resumed run (which starts from stored arrays) would

@@ -12,8 +12,10 @@ refuses unknown arguments with the closest valid one).
 import numbers
 
 from ..config import ConfigError, closest
+from ..errors import UserError
 from ..datasets import DATASETS
 from ..datasets.transforms import TRANSFORMS
+from .amp import parse_fp16
 
 
 def _int(minimum):
@@ -116,6 +118,13 @@ def _none_only(why):
     return check
 
 
+def _fp16(v):
+    try:
+        parse_fp16(v)
+    except UserError as e:
+        return str(e)
+
+
 # section -> {key: check}; a check returns None or what is wrong
 SECTIONS = {
     "runner": {"type": _one_of("IterBasedRunner", why=" (jseg trains by iterations)"), "max_iters": _int(1)},
@@ -142,7 +151,7 @@ TOP_LEVEL = {
     "load_from": lambda v: None if v is None or isinstance(v, str) else "expected a checkpoint path or None",
     "resume_from": _none_only("jseg resumes only when asked on the command line: pass --resume CHECKPOINT"),
     "auto_resume": _none_only("jseg never resumes by itself: pass --resume CHECKPOINT"),
-    "fp16": _none_only("mixed precision is not implemented"),
+    "fp16": _fp16,
     "workflow": lambda v: None if v in (None, [("train", 1)], [["train", 1]]) else
     "only [('train', 1)] is implemented (evaluation runs from the evaluation section)",
 }

@@ -6,7 +6,7 @@ Official source: SegNeXt @ c87bcae ``mmseg/models/decode_heads/decode_head.py``
 from jittor import nn
 
 from ...registry import MODELS
-from ..layers import Dropout2d, conv2d, constant_init_, normal_init_, resize
+from ..layers import Dropout2d, conv2d, constant_init_, float32_region, normal_init_, resize, to_float32
 from ..losses import accuracy
 
 
@@ -73,8 +73,9 @@ class BaseDecodeHead(nn.Module):
         """``{'loss_ce', 'acc_seg'}`` on logits upsampled to the label size.  ``seg_label``: (B, H, W) ints."""
         if seg_label.ndim == 4:
             seg_label = seg_label.squeeze(1)
-        seg_logit = resize(seg_logit, seg_label.shape[1:], "bilinear", self.align_corners)
-        loss = self.loss_decode(seg_logit, seg_label, ignore_index=self.ignore_index)
+        with float32_region():  # mixed precision: the loss in float32
+            seg_logit = resize(to_float32(seg_logit), seg_label.shape[1:], "bilinear", self.align_corners)
+            loss = self.loss_decode(seg_logit, seg_label, ignore_index=self.ignore_index)
         return {self.loss_decode.loss_name: loss,
                 "acc_seg": accuracy(seg_logit, seg_label, ignore_index=self.ignore_index)}
 

@@ -25,7 +25,7 @@ from jittor import nn
 
 from ...config import ConfigError, did_you_mean
 from ...registry import MODELS
-from ..layers import ConvModule, bmm, no_own_macs, resize, softmax
+from ..layers import ConvModule, bmm, float32_region, no_own_macs, resize, softmax, to_float32
 from ..random_streams import current as current_streams
 from .decode_head import BaseDecodeHead
 
@@ -145,6 +145,10 @@ class NMF2D(nn.Module):
         return bases, coef
 
     def execute(self, x):
+        with float32_region():  # mixed precision: the NMF iterations in float32, as the official code
+            return self._execute(to_float32(x))
+
+    def _execute(self, x):
         B, C, H, W = x.shape
         D = C // self.S
         x = x.reshape((B * self.S, D, H * W))

@@ -6,11 +6,15 @@ from jittor import nn
 
 from ..kernels import softmax_cpu
 from .counting import no_own_macs, numel
+from .precision import HALF, float32_region, to_float32
 
 
 def softmax(x, dim=-1):
     """``F.softmax(x, dim)``; over the last axis of float32 on the CPU jseg's threaded kernel
     (forward and backward), else Jittor's."""
+    if str(x.dtype) in HALF:  # mixed precision: softmax in float32, as the official code
+        with float32_region():
+            return softmax(to_float32(x), dim)
     if (dim == -1 or dim == x.ndim - 1) and not jt.flags.use_cuda and x.dtype == "float32":
         return softmax_cpu(x)
     return nn.softmax(x, dim=dim)
