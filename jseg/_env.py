@@ -8,6 +8,9 @@ README "What ``import jseg`` does" lists each rule and why.
 
 * No CUDA driver → ``nvcc_path=""``; otherwise Jittor finds an ``nvcc`` on PATH
   and dies dlopen-ing ``libcudart.so`` at import.
+* CUDA stack (machines with an NVIDIA driver): ``jseg/_cuda.py`` finds nvcc, the CUDA runtime and
+  cuDNN where they are (system, conda, pip wheels) and points Jittor at them; a cuDNN Jittor cannot
+  use (cuDNN 9+) gives ``conv_opt=1`` and one line: convolutions then run on Jittor's own kernels.
 * One GPU per MPI rank: under Open MPI on a machine with a CUDA driver, each rank sees only the GPU
   of its local rank (``CUDA_VISIBLE_DEVICES``, set before Jittor starts CUDA); more ranks on a node
   than GPUs is refused unless ``JSEG_GPU_SHARE=1`` (then ranks share GPUs round-robin);
@@ -232,6 +235,36 @@ def keep_jittor_config():
         STATE["jittor_config_error"] = str(e)
 
 
+def _site_dirs():
+    import site
+    dirs = [p for p in sys.path if p.endswith("site-packages") or p.endswith("dist-packages")]
+    try:
+        dirs += site.getsitepackages() + [site.getusersitepackages()]
+    except AttributeError:  # some virtualenvs lack getsitepackages
+        pass
+    return [d for i, d in enumerate(dirs) if d not in dirs[:i] and os.path.isdir(d)]
+
+
+def _setup_cuda_stack():
+    """Point Jittor at the CUDA toolkit, runtime and cuDNN that are really there (``jseg/_cuda.py``)."""
+    from . import _cuda
+    stack = _cuda.find_stack(os.environ, "/", _site_dirs())
+    plan = _cuda.plan(stack, jittor_home())
+    if plan["shim"] is not None:
+        try:
+            _cuda.build_shim(plan["shim"])
+        except OSError as e:
+            plan["notes"].append(f"jseg: could not build the CUDA shim folder {plan['shim']['dir']} ({e}); "
+                                 "Jittor may not find the CUDA runtime")
+    for name, value in plan["env"].items():
+        os.environ.setdefault(name, value)
+    STATE["cuda_stack"] = {k: v for k, v in stack.items() if k != "homes"}
+    STATE["cuda_plan"] = plan
+    if os.environ.get("OMPI_COMM_WORLD_RANK", "0") == "0":
+        for note in plan["notes"]:
+            sys.stderr.write(note + "\n")
+
+
 def prepare():
     """Set Jittor's environment defaults.  Idempotent; call before importing jittor."""
     if STATE.get("prepared"):
@@ -245,6 +278,8 @@ def prepare():
         os.environ["nvcc_path"] = ""
     if cuda:
         _choose_rank_gpu(os.environ)
+        if "nvcc_path" not in os.environ:  # a user's nvcc_path wins over the search
+            _setup_cuda_stack()
     os.environ.setdefault("log_silent", "1")
     os.environ.setdefault("use_parallel_op_compiler", "0")
     onednn = _setup_onednn()
