@@ -15,6 +15,10 @@ README "What ``import jseg`` does" lists each rule and why.
   of its local rank (``CUDA_VISIBLE_DEVICES``, set before Jittor starts CUDA); more ranks on a node
   than GPUs is refused unless ``JSEG_GPU_SHARE=1`` (then ranks share GPUs round-robin);
   ``JSEG_RANK_GPU=0`` leaves ``CUDA_VISIBLE_DEVICES`` alone (a launcher that pins GPUs itself).
+* ``python_config_path``: Jittor compiles against Python's headers, found with
+  ``python3.X-config``, which it looks for beside ``sys.executable`` and in ``/usr/bin``; a virtualenv
+  has none, so ``import jittor`` failed in every venv of a Python not installed in /usr.  jseg points
+  it at the base interpreter's (``sys.base_prefix``).
 * ``use_parallel_op_compiler=0``: Jittor's parallel kernel compiler segfaulted
   intermittently here (threads C1..C5, also in fresh processes); kernels are
   compiled one by one instead (only the first run of a new shape is slower).
@@ -176,6 +180,17 @@ def _choose_rank_gpu(env):
         env["CUDA_VISIBLE_DEVICES"] = device
 
 
+def python_config(prefix, base_prefix, version=sys.version_info):
+    """The ``python3.X-config`` of the base interpreter when running in a virtualenv (else None)."""
+    if os.path.realpath(prefix) == os.path.realpath(base_prefix):
+        return None
+    for name in (f"python{version[0]}.{version[1]}-config", f"python{version[0]}-config"):
+        path = os.path.join(base_prefix, "bin", name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 RESTART_ENV = "JSEG_JIT_UTILS_RESTARTED"
 
 
@@ -282,6 +297,10 @@ def prepare():
             _setup_cuda_stack()
     os.environ.setdefault("log_silent", "1")
     os.environ.setdefault("use_parallel_op_compiler", "0")
+    if "python_config_path" not in os.environ:
+        config = python_config(sys.prefix, sys.base_prefix)
+        if config:
+            os.environ["python_config_path"] = config
     onednn = _setup_onednn()
     STATE["onednn"] = onednn
     rank = os.environ.get("OMPI_COMM_WORLD_RANK", "0")

@@ -7,10 +7,33 @@ kernel when an ``nn.Conv2d`` is constructed, so the choice comes first.  Every j
 does not touch it, except that under Open MPI each rank sees only its own GPU (``jseg/_env.py``):
 ``select_device`` refuses a node with more ranks than GPUs (unless ``JSEG_GPU_SHARE=1``).
 """
+import os
+
 import jittor as jt
 
 from . import _env
 from .errors import UserError
+
+
+# cuDNN convolution algorithms: Jittor benchmarks them per shape and caches the choice, but only for the
+# first 100 shapes (then it stops benchmarking); slide inference, multi-scale/flip testing and varied
+# training crops see more.  Workspace: at most this share of GPU memory per convolution (Jittor's 0.25).
+CUDNN_ALGO_CACHE = 10000
+CUDNN_WORKSPACE_RATIO = 0.25
+
+
+def configure_cudnn(cudnn):
+    """Size Jittor's cuDNN algorithm cache and workspace (``jt.cudnn``; None without cuDNN).
+
+    ``JSEG_CUDNN_ALGO_CACHE`` and ``JSEG_CUDNN_WORKSPACE_RATIO`` override the defaults above.
+    """
+    if cudnn is None:
+        return None
+    size = int(os.environ.get("JSEG_CUDNN_ALGO_CACHE", CUDNN_ALGO_CACHE))
+    ratio = float(os.environ.get("JSEG_CUDNN_WORKSPACE_RATIO", CUDNN_WORKSPACE_RATIO))
+    cudnn.set_algorithm_cache_size(size)
+    cudnn.set_max_workspace_ratio(ratio)
+    return size, ratio
 
 
 def select_device(device="auto"):
@@ -29,4 +52,6 @@ def select_device(device="auto"):
         jt.flags.use_cuda = 1
     else:
         raise UserError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if jt.flags.use_cuda:
+        configure_cudnn(getattr(jt, "cudnn", None))
     return "cuda" if jt.flags.use_cuda else "cpu"

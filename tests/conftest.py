@@ -1,7 +1,13 @@
 """Test setup: jseg first (it sets Jittor's environment before Jittor is imported)."""
+import os
+
 import jseg  # noqa: F401
 import jittor as jt
 import pytest
+
+# The device the tests compute on: the CPU unless JSEG_TEST_DEVICE=cuda (scripts/gpu_check.sh runs the
+# model parity tests so, with TF32 off: Jittor's use_tensorcore=0 default).
+jseg.select_device(os.environ.get("JSEG_TEST_DEVICE", "cpu"))
 
 
 def pytest_configure(config):

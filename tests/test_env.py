@@ -197,3 +197,31 @@ def test_gpu_count_without_a_driver_is_zero():
         assert _env.cuda_device_count() == 0
     else:
         assert _env.cuda_device_count() >= 1
+
+
+def test_cudnn_algorithm_cache_and_workspace_are_sized(monkeypatch):
+    from jseg import device
+
+    class FakeCudnn:
+        def set_algorithm_cache_size(self, n):
+            self.cache = n
+
+        def set_max_workspace_ratio(self, r):
+            self.ratio = r
+
+    fake = FakeCudnn()
+    assert device.configure_cudnn(fake) == (10000, 0.25) and (fake.cache, fake.ratio) == (10000, 0.25)
+    monkeypatch.setenv("JSEG_CUDNN_ALGO_CACHE", "500")
+    monkeypatch.setenv("JSEG_CUDNN_WORKSPACE_RATIO", "0.5")
+    assert device.configure_cudnn(fake) == (500, 0.5) and (fake.cache, fake.ratio) == (500, 0.5)
+    assert device.configure_cudnn(None) is None            # no cuDNN (CPU, or cuDNN 9 with conv_opt=1)
+
+
+def test_a_virtualenv_uses_the_base_pythons_config(tmp_path):
+    """Jittor needs python3.X-config (Python's include flags) and looks beside sys.executable: not in a venv."""
+    base = tmp_path / "base"
+    (base / "bin").mkdir(parents=True)
+    (base / "bin" / "python3.12-config").write_text("#!/bin/sh\n")
+    assert _env.python_config(str(tmp_path / "venv"), str(base), (3, 12)) == str(base / "bin" / "python3.12-config")
+    assert _env.python_config(str(base), str(base), (3, 12)) is None          # not a venv: Jittor finds it
+    assert _env.python_config(str(tmp_path / "venv"), str(base), (3, 11)) is None   # none there: Jittor says so

@@ -91,11 +91,10 @@ def parse_fp16(fp16):
                     "LossScaler settings")
 
 
-def require_cuda(dtype):
+def require_cuda(dtype, fix="remove fp16 from the config (--cfg-options fp16=None) or train on a GPU"):
     """Mixed precision runs on CUDA only: one clear refusal elsewhere."""
     if not jt.flags.use_cuda:
-        raise UserError(f"fp16 (mixed precision, {dtype}) needs a CUDA GPU and this run is on the CPU; remove fp16 "
-                        "from the config (--cfg-options fp16=None) or train on a GPU")
+        raise UserError(f"fp16 (mixed precision, {dtype}) needs a CUDA GPU and this run is on the CPU; {fix}")
 
 
 def all_finite(grads):

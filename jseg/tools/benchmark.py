@@ -1,7 +1,7 @@
 """Benchmarks: model speed and memory, data loading.
 
     python -m jseg.tools.benchmark CONFIG [--shape H [W]] [--batch N] [--train] [--iters N] [--warmup N]
-        [--device auto|cpu|cuda] [--profile] [--cfg-options key=value ...]
+        [--device auto|cpu|cuda] [--fp16 float16|bfloat16] [--profile] [--cfg-options key=value ...]
     python -m jseg.tools.benchmark loader [--config configs/_base_/datasets/ade20k.py] [--data-root DIR]
         [--toy-size 512] [--workers 0 2] [--samples-per-gpu 4] [--batches 25]
 
@@ -34,6 +34,7 @@ pipeline runs on a generated toy folder in the ADE20K layout (``--toy-size``
 square images, default 512, about ADE20K's size), so no download is needed.
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -209,7 +210,7 @@ def format_profile(families, wall_s):
 
 
 def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup=2, device="auto",
-                cfg_options=(), seed=0, profile=False, out=print):
+                cfg_options=(), seed=0, profile=False, fp16=None, out=print):
     import jittor as jt
     import numpy as np
 
@@ -223,6 +224,12 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
         from ..errors import UsageError
         raise UsageError("--device cuda: this Jittor has no CUDA (no GPU or no CUDA driver found)")
     on_gpu = select_device(device) == "cuda"
+    if fp16:   # mixed precision as training runs it (jseg/engine/amp.py)
+        from ..engine.amp import LossScaler, require_cuda
+        require_cuda(fp16, fix="drop --fp16 or run on a GPU")
+
+    def amp():
+        return jt.flag_scope(auto_mixed_precision_level=5) if fp16 else contextlib.nullcontext()
     cfg = Config.fromfile(config)
     cfg.merge_options(parse_cfg_options(list(cfg_options)))
     cores = os.cpu_count() or 1
@@ -235,8 +242,11 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
     keys = [(seed, 3, j) for j in range(batch)]   # random streams (Ham bases): the same draws every run
     rng = np.random.default_rng(seed)
     img = jt.array(rng.standard_normal((batch, 3, H, W), dtype=np.float32))
+    if fp16:
+        img = img.cast(fp16)
     img.sync()
     if train:
+        from ..engine.amp import scaled_step
         from ..engine.optim import build_optimizer
         if "optimizer" not in cfg:
             from ..errors import UsageError
@@ -246,21 +256,26 @@ def bench_model(config, shape=(512, 512), batch=1, train=False, iters=10, warmup
         optimizer = build_optimizer(model, cfg.optimizer)
         model.train()
 
+        scaler = LossScaler() if fp16 == "float16" else None
+
         def step():
-            with random_streams(keys):
+            with random_streams(keys), amp():
                 losses = model.forward_train(img, gt)
-            loss, _ = model.parse_losses(losses)
-            optimizer.step(loss)
+                loss, _ = model.parse_losses(losses)
+                if scaler is not None:
+                    scaled_step(optimizer, loss, scaler)
+                else:
+                    optimizer.step(loss)
             jt.sync_all(True)
     else:
         model.eval()
 
         def step():
-            with jt.no_grad(), random_streams(keys):
+            with jt.no_grad(), random_streams(keys), amp():
                 model.encode_decode(img).sync()
             jt.sync_all(True)
 
-    mode = "train" if train else "eval"
+    mode = ("train" if train else "eval") + (f" {fp16}" if fp16 else "")
     name = os.path.splitext(os.path.basename(config))[0]
     dev = _gpu_name() if on_gpu else f"{_cpu_name()}, {cores} cores"
     out(f"benchmark {name}: {mode}, input {batch}x3x{H}x{W}, {dev}; {warmup} warm-up + {iters} timed iterations")
@@ -328,6 +343,8 @@ def _model_parser():
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true", help="then profile --iters more iterations by op family")
+    p.add_argument("--fp16", choices=["float16", "bfloat16"],
+                   help="mixed precision as fp16 configs train (CUDA only; float16 with dynamic loss scaling)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors (or JSEG_DEBUG=1)")
     return p
@@ -345,7 +362,7 @@ def _main(argv):
     if not os.path.isfile(a.config):
         p.error(f"config not found: {a.config}")
     bench_model(a.config, (a.shape[0], a.shape[-1]), a.batch, a.train, a.iters, a.warmup, a.device,
-                a.cfg_options, a.seed, profile=a.profile)
+                a.cfg_options, a.seed, profile=a.profile, fp16=a.fp16)
     return 0
 
 

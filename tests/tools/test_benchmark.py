@@ -31,6 +31,8 @@ def test_benchmark_refuses_bad_input(capsys):
     assert "no 'optimizer'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["no/such/config.py"])
+    assert main([MICRO_CONFIG, "--fp16", "float16", "--device", "cpu", "--iters", "1"]) == 2
+    assert "needs a CUDA GPU and this run is on the CPU; drop --fp16" in capsys.readouterr().err
 
 
 def test_profile_families_add_up(capsys):
