@@ -248,3 +248,29 @@ def test_sigkill_during_checkpoint_write_leaves_a_loadable_file(tmp_path):
         _kill_writer(script, path, delay)
         sd, meta = read_checkpoint(path)
         assert meta["n"] >= 1 and len(sd) == 24 and float(sd["w23"][0, 0]) == 23.0
+
+
+def test_loss_scaled_training_saves_and_resumes_its_scaler(toy, tmp_path, monkeypatch):
+    """The fp16 path's bookkeeping, run in float32 on the CPU (the half-precision forward needs CUDA): a fixed
+    power-of-two scale gives exactly the plain run's weights; the scaler state goes into checkpoints and
+    comes back with --resume."""
+    monkeypatch.setattr(runner_module, "require_cuda", lambda dtype: None)
+    plain = Runner(tiny_cfg(toy, max_iters=2, norm="BN"), str(tmp_path / "plain"), seed=1)
+    plain.train()
+    cfg = tiny_cfg(toy, max_iters=2, norm="BN")
+    cfg.fp16 = dict(loss_scale=128.0)
+    scaled = Runner(cfg, str(tmp_path / "scaled"), seed=1)
+    assert scaled.amp_dtype == "float16" and scaled.scaler.scale == 128.0 and not scaled.scaler.dynamic
+    scaled.amp_dtype = None   # keep the CPU in float32: the scaled step is what is tested
+    scaled.train()
+    a, _ = read_checkpoint(str(tmp_path / "plain" / "iter_2.pkl"))
+    b, meta = read_checkpoint(str(tmp_path / "scaled" / "iter_2.pkl"))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert meta["loss_scaler"] == {"scale": 128.0, "good_steps": 2, "skipped": 0, "dynamic": False}
+    log = open(tmp_path / "scaled" / "train.log").read()
+    assert "loss_scale 128.0000" in log
+    cfg4 = tiny_cfg(toy, max_iters=4, norm="BN")
+    cfg4.fp16 = dict(loss_scale="dynamic")
+    resumed = Runner(cfg4, str(tmp_path / "scaled"), resume=str(tmp_path / "scaled" / "iter_2.pkl"))
+    assert (resumed.scaler.scale, resumed.scaler.good_steps) == (128.0, 2)
