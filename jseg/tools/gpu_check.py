@@ -159,6 +159,11 @@ def check_speed(device, size, torch_python, timeout):
 def check_training(device, size, out_dir, timeout):
     if shutil.which("mpirun") is None:
         return {"ok": True, "skipped": "mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"}
+    try:
+        import cv2  # noqa: F401  (the data pipeline's image library)
+    except ImportError:
+        return {"ok": True, "skipped": "OpenCV (cv2) is not installed: the data pipeline needs it "
+                                       "(pip install opencv-python-headless)"}
     wd = os.path.join(out_dir, "quickstart")
     if os.path.exists(wd):
         shutil.rmtree(wd)

@@ -75,3 +75,10 @@ def test_torch_side_runs_one_process_without_syncbn():
     assert out["backbone"]["norm_cfg"] == {"type": "BN", "requires_grad": True}
     assert out["decode_head"]["norm_cfg"]["type"] == "GN" and out["list"] == [{"type": "BN"}]
     assert out["type"] == "EncoderDecoder"
+
+
+def test_training_check_without_opencv_is_skipped_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)          # import cv2 -> ImportError
+    monkeypatch.setattr(gpu_check.shutil, "which", lambda name: "/usr/bin/" + name)
+    r = gpu_check.check_training("cpu", gpu_check.SIZES["cpu"], str(tmp_path), 10)
+    assert r["ok"] and "OpenCV (cv2) is not installed" in r["skipped"]
