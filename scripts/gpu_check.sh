@@ -10,7 +10,7 @@
 # installed into it from --wheels DIR (pip --no-index), or from PyPI when no folder is given.  Build the
 # folder on a machine with internet, for the target's Python version:
 #   pip download -d wheels --python-version 3.12 --only-binary=:all: "numpy<2" tqdm astunparse pyyaml pillow wheel \
-#       "opencv-python-headless<4.12" pytest setuptools       # 77 MB; OpenCV (50) is optional: training check
+#       "opencv-python-headless<4.12" pytest setuptools       # 81 MB; OpenCV (50) is optional: training check
 #   pip download -d wheels --no-deps jittor==1.3.11.0                         # Jittor is a source package
 #   pip download -d wheels --python-version 3.12 --only-binary=:all: mmengine mmsegmentation==1.2.2 \
 #       mmcv-lite ftfy regex                                                  # optional: the PyTorch comparison
