@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Evaluate:  bash scripts/test.sh CONFIG CHECKPOINT [NUM_PROCS] [--hostfile FILE] [--aug-test] [--show-dir DIR] [--cfg-options k=v ...]
+# Evaluate:  bash scripts/test.sh CONFIG CHECKPOINT [NUM_PROCS] [--hostfile FILE] [--eval mIoU mDice mFscore] [--aug-test] [--show-dir DIR] [--cfg-options k=v ...]
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2p' "$0"; exit 2; }
 CONFIG=$1; CKPT=$2; shift 2

@@ -128,7 +128,9 @@ def test_training_settings_nothing_reads_are_refused():
     assert "optimizer.momentum: AdamW has no momentum" in _training_problems(
         optimizer=dict(type="AdamW", lr=1e-3, momentum=0.9))
     assert "optimizer_config.grad_clip" in _training_problems(optimizer_config=dict(grad_clip=dict(max_norm=1)))
-    assert "evaluation.metric = 'mDice'" in _training_problems(evaluation=dict(interval=1, metric="mDice"))
+    assert "evaluation.metric = 'mAP'" in _training_problems(evaluation=dict(interval=1, metric="mAP"))
+    assert "evaluation.metric" not in _training_problems(evaluation=dict(interval=1, metric=["mIoU", "mDice",
+                                                                                             "mFscore"]))
     assert "data.workers_per_gpus: not a setting jseg reads (did you mean data.workers_per_gpu?)" in \
         _training_problems(data=dict(Config.fromfile(QUICKSTART).data, workers_per_gpus=1))
     assert "resume_from = 'x.pkl'" in _training_problems(resume_from="x.pkl")

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 
+import numpy as np
 import jittor as jt
 
 from .. import __version__
@@ -389,11 +390,17 @@ class Runner:
         self.log(f"training done in {_fmt_time(time.time() - t_start)}")
         return self.best
 
+    def eval_metrics(self):
+        """``evaluation.metric`` as a list, mIoU always first (the best checkpoint follows it)."""
+        asked = (self.cfg.get("evaluation") or {}).get("metric", "mIoU")
+        asked = [asked] if isinstance(asked, str) else list(asked)
+        return ["mIoU"] + [m for m in asked if m != "mIoU"]
+
     def run_eval(self):
-        result = evaluate(self.model, self.val_set, seed=self.seed, log=self.log)
+        result = evaluate(self.model, self.val_set, seed=self.seed, log=self.log, metrics=self.eval_metrics())
         self.log(f"evaluation at iteration {self.iter}:\n" + format_table(result, self.val_set.CLASSES))
-        self.log.record({"iter": self.iter, "mode": "val", "aAcc": result["aAcc"], "mIoU": result["mIoU"],
-                         "mAcc": result["mAcc"]})
+        means = {k: float(v) for k, v in result.items() if k == "aAcc" or (k.startswith("m") and np.ndim(v) == 0)}
+        self.log.record({"iter": self.iter, "mode": "val", **means})
         if result["mIoU"] > self.best["mIoU"]:
             old = self.best.get("path")
             self.best = {"mIoU": float(result["mIoU"]), "iter": self.iter,

@@ -15,6 +15,7 @@ from ..config import ConfigError, closest
 from ..errors import UserError
 from ..datasets import DATASETS
 from ..datasets.transforms import TRANSFORMS
+from ..evaluation.metrics import METRICS
 from .amp import parse_fp16
 
 
@@ -49,8 +50,9 @@ def _bool(v):
 
 
 def _metric(v):
-    if v not in ("mIoU", ["mIoU"], ("mIoU",)):
-        return "expected 'mIoU' (the only metric jseg evaluates)"
+    names = [v] if isinstance(v, str) else v
+    if not isinstance(names, (list, tuple)) or not names or any(n not in METRICS for n in names):
+        return f"expected any of {', '.join(METRICS)} (a name or a list)"
 
 
 def _betas(v):

@@ -14,11 +14,13 @@ def show_paths(dataset, show_dir):
     return [os.path.join(show_dir, os.path.splitext(info["filename"])[0] + ".png") for info in dataset.img_infos]
 
 
-def evaluate(model, dataset, seed=0, log=None, show_dir=None):
+def evaluate(model, dataset, seed=0, log=None, show_dir=None, metrics=("mIoU",)):
     """Sharded evaluation: rank r takes images r, r+W, ...; histograms are summed over ranks.
 
-    Returns ``summarize`` of the dataset (identical on every rank and for any number of ranks).
+    Returns ``summarize(areas, metrics)`` of the dataset (identical on every rank and for any number of
+    ranks).
     """
+    summarize(np.zeros((3, 1)), metrics)   # an unknown metric fails before the images are evaluated
     was_training = model.is_training()
     model.eval()
     num_classes = len(dataset.CLASSES)
@@ -40,4 +42,4 @@ def evaluate(model, dataset, seed=0, log=None, show_dir=None):
             log(f"eval {n}/{len(indices)} (this rank) {time.time() - t0:.1f} s")
     if was_training:
         model.train()
-    return summarize(dist.all_reduce_sum(areas).astype(np.int64))
+    return summarize(dist.all_reduce_sum(areas).astype(np.int64), metrics)

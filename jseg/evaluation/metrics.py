@@ -1,10 +1,17 @@
-"""Segmentation metrics with mmseg 0.x semantics (``mmseg/core/evaluation/metrics.py``).
+"""Segmentation metrics with mmseg semantics (0.x ``mmseg/core/evaluation/metrics.py``, 1.x ``IoUMetric``).
 
 Per image, pixels whose label is ``ignore_index`` are dropped; the areas of
-intersection, prediction and label are histogrammed per class and summed over
-the dataset (and over MPI ranks).  IoU = I / (P + L - I), Acc = I / L; a class
-absent from both labels and predictions has IoU = Acc = nan and is left out of
-the means (``nanmean``); aAcc = sum(I) / sum(L).
+intersection I, prediction P and label L are histogrammed per class and summed over
+the dataset (and over MPI ranks).  Per class, as mmseg divides them:
+
+* ``mIoU``: IoU = I / (P + L - I), Acc = I / L;
+* ``mDice``: Dice = 2I / (P + L), Acc = I / L;
+* ``mFscore``: Precision = I / P, Recall = I / L,
+  Fscore = (1 + beta^2) Precision Recall / (beta^2 Precision + Recall) (beta = 1).
+
+A 0/0 is nan and left out of the class means (``nanmean``), as in mmseg; this includes mmseg's
+quirk that a class present in labels and predictions but never right (Precision = Recall = 0) has
+Fscore nan, not 0.  aAcc = sum(I) / sum(L).
 """
 import numpy as np
 
@@ -23,28 +30,59 @@ def confusion_areas(pred, label, num_classes, ignore_index=255):
     return np.stack([inter, area_pred, area_label]).astype(np.int64)
 
 
-def summarize(areas):
-    """From summed areas (3, K): ``{'aAcc', 'mIoU', 'mAcc', 'IoU', 'Acc'}`` (fractions; per-class arrays)."""
-    inter, area_pred, area_label = (np.asarray(a, dtype=np.float64) for a in areas)
-    union = area_pred + area_label - inter
+METRICS = ("mIoU", "mDice", "mFscore")
+# per-class columns of each metric, in mmseg's order
+COLUMNS = {"mIoU": ("IoU", "Acc"), "mDice": ("Dice", "Acc"), "mFscore": ("Fscore", "Precision", "Recall")}
+
+
+def _divide(num, den):
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / union
-        acc = inter / area_label
-    iou[union == 0] = np.nan
-    acc[area_label == 0] = np.nan
+        out = num / den
+    out[den == 0] = np.nan
+    return out
+
+
+def _nanmean(x):
     with np.errstate(invalid="ignore"):
-        return {"aAcc": inter.sum() / area_label.sum() if area_label.sum() else np.nan,
-                "mIoU": np.nanmean(iou) if np.isfinite(iou).any() else np.nan,
-                "mAcc": np.nanmean(acc) if np.isfinite(acc).any() else np.nan,
-                "IoU": iou, "Acc": acc}
+        return np.nanmean(x) if np.isfinite(x).any() else np.nan
+
+
+def summarize(areas, metrics=("mIoU",), beta=1):
+    """From summed areas (3, K): ``aAcc``, then per metric its per-class arrays (``IoU``, ``Acc``, ``Dice``,
+    ``Fscore``, ``Precision``, ``Recall``: fractions) and their means (``mIoU``, ``mAcc``, ...)."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise KeyError(f"metric(s) {unknown} not supported; expected any of {list(METRICS)}")
+    inter, area_pred, area_label = (np.asarray(a, dtype=np.float64) for a in areas)
+    out = {"aAcc": inter.sum() / area_label.sum() if area_label.sum() else np.nan}
+    for metric in metrics:
+        if metric == "mIoU":
+            out["IoU"] = _divide(inter, area_pred + area_label - inter)
+            out["Acc"] = _divide(inter, area_label)
+        elif metric == "mDice":
+            out["Dice"] = _divide(2 * inter, area_pred + area_label)
+            out["Acc"] = _divide(inter, area_label)
+        else:
+            precision, recall = _divide(inter, area_pred), _divide(inter, area_label)
+            out["Fscore"] = _divide((1 + beta ** 2) * precision * recall, beta ** 2 * precision + recall)
+            out["Fscore"][np.isnan(precision) | np.isnan(recall)] = np.nan
+            out["Precision"], out["Recall"] = precision, recall
+    for key in [k for k in list(out) if k != "aAcc"]:
+        out["m" + key] = _nanmean(out[key])
+    return out
 
 
 def format_table(result, class_names):
-    """mmseg-style per-class table (percent, 2 decimals) and the summary line."""
+    """mmseg-style per-class table (percent, 2 decimals) and the summary line, for the metrics in ``result``."""
+    columns = [c for c in ("IoU", "Acc", "Dice", "Fscore", "Precision", "Recall") if c in result]
     width = max([len("Class")] + [len(c) for c in class_names])
-    lines = [f"| {'Class':<{width}} |  IoU  |  Acc  |", f"|{'-' * (width + 2)}|-------|-------|"]
-    for name, iou, acc in zip(class_names, result["IoU"], result["Acc"]):
-        lines.append(f"| {name:<{width}} | {iou * 100:5.2f} | {acc * 100:5.2f} |")
-    lines.append(f"Summary: aAcc {result['aAcc'] * 100:.2f}  mIoU {result['mIoU'] * 100:.2f}  "
-                 f"mAcc {result['mAcc'] * 100:.2f}")
+    col_w = [max(5, len(c)) for c in columns]
+    lines = [f"| {'Class':<{width}} | " + " | ".join(f"{c:^{w}}" for c, w in zip(columns, col_w)) + " |",
+             f"|{'-' * (width + 2)}|" + "|".join("-" * (w + 2) for w in col_w) + "|"]
+    for i, name in enumerate(class_names):
+        lines.append(f"| {name:<{width}} | " + " | ".join(f"{result[c][i] * 100:{w}.2f}" for c, w in zip(columns, col_w))
+                     + " |")
+    means = ["aAcc"] + ["m" + c for c in columns]
+    lines.append("Summary: " + "  ".join(f"{m} {result[m] * 100:.2f}" for m in means))
     return "\n".join(lines)

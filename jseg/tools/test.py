@@ -1,13 +1,14 @@
 """Evaluate a checkpoint on a config's test set.
 
-    python -m jseg.tools.test CONFIG CHECKPOINT [--aug-test] [--show-dir DIR] [--seed 0] [--no-strict]
-        [--force] [--cfg-options KEY=VALUE ...] [--debug]
+    python -m jseg.tools.test CONFIG CHECKPOINT [--eval mIoU mDice mFscore] [--aug-test] [--show-dir DIR]
+        [--seed 0] [--no-strict] [--force] [--cfg-options KEY=VALUE ...] [--debug]
     bash scripts/test.sh CONFIG CHECKPOINT [NUM_PROCS] [args...]
 
 CHECKPOINT: a jseg ``.pkl`` or an official PyTorch ``.pth``.  ``--aug-test``:
 multi-scale (0.5-1.75) + flip, as the official ``tools/test.py --aug-test``.
-Prints aAcc / mIoU / mAcc and the per-class table (evaluation sharded over MPI
-ranks, histograms summed); ``--show-dir`` writes colourised predictions (existing
+Prints aAcc and the chosen metrics with the per-class table (mmseg's
+definitions: IoU/Acc, Dice, F-score/precision/recall; sharded over MPI ranks,
+histograms summed); ``--show-dir`` writes colourised predictions (existing
 files there are not overwritten unless ``--force``).  ``--no-strict`` loads a
 checkpoint whose keys do not all match the model (the report lists what was not loaded).
 
@@ -32,6 +33,8 @@ def _main(argv):
     p.add_argument("--seed", type=int, default=0, help="seed of the Ham head's random bases")
     p.add_argument("--no-strict", action="store_true", help="load a checkpoint that does not match every key")
     p.add_argument("--force", action="store_true", help="overwrite existing predictions in --show-dir")
+    p.add_argument("--eval", nargs="+", metavar="METRIC", choices=["mIoU", "mDice", "mFscore"],
+                   help="metrics: any of mIoU mDice mFscore (default: the config's evaluation.metric, else mIoU)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     add_debug_flag(p)
     a = p.parse_args(argv)
@@ -53,6 +56,12 @@ def _main(argv):
         raise UsageError(f"{a.config}: data.test (or data.val) is missing: nothing to evaluate on")
     if a.aug_test:
         enable_aug_test(test_cfg.pipeline)
+    metrics = a.eval or (cfg.get("evaluation") or {}).get("metric") or ["mIoU"]
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    bad = [m for m in metrics if m not in ("mIoU", "mDice", "mFscore")]
+    if bad:
+        raise UsageError(f"{a.config}: evaluation.metric {bad} not supported; expected any of mIoU, mDice, mFscore "
+                         "(or pass --eval)")
     model = build_segmentor(cfg.model)
     report, _ = load_checkpoint(model, a.checkpoint, strict=not a.no_strict,
                                 strict_hint="pass --no-strict to load the matching keys anyway")
@@ -65,7 +74,7 @@ def _main(argv):
     log = print if dist.is_main() else (lambda *_: None)
     log(f"{report}\nevaluating {dataset}")
     with CompileWatch(log, enabled=dist.is_main()):   # a first run compiles the model's kernels: say so
-        result = evaluate(model, dataset, seed=a.seed, log=log, show_dir=a.show_dir)
+        result = evaluate(model, dataset, seed=a.seed, log=log, show_dir=a.show_dir, metrics=metrics)
     log(format_table(result, dataset.CLASSES))
     return 0
 

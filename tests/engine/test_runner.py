@@ -101,7 +101,7 @@ def rising_miou(monkeypatch):
     """Evaluation that improves every time it runs, so every evaluation writes a new best checkpoint."""
     scores = iter(np.linspace(0.1, 0.9, 50))
 
-    def fake_evaluate(model, dataset, seed=0, log=None, show_dir=None):
+    def fake_evaluate(model, dataset, seed=0, log=None, show_dir=None, metrics=("mIoU",)):
         v = float(next(scores))
         return {"aAcc": v, "mIoU": v, "mAcc": v, "IoU": np.full(6, v), "Acc": np.full(6, v)}
     monkeypatch.setattr(runner_module, "evaluate", fake_evaluate)
@@ -274,3 +274,16 @@ def test_loss_scaled_training_saves_and_resumes_its_scaler(toy, tmp_path, monkey
     cfg4.fp16 = dict(loss_scale="dynamic")
     resumed = Runner(cfg4, str(tmp_path / "scaled"), resume=str(tmp_path / "scaled" / "iter_2.pkl"))
     assert (resumed.scaler.scale, resumed.scaler.good_steps) == (128.0, 2)
+
+
+def test_evaluation_with_every_metric(toy, tmp_path):
+    import json
+    cfg = tiny_cfg(toy, max_iters=1, norm="BN", eval_interval=1)
+    cfg.evaluation.metric = ["mDice", "mFscore"]
+    r = Runner(cfg, str(tmp_path / "m"))
+    assert r.eval_metrics() == ["mIoU", "mDice", "mFscore"]        # mIoU kept: the best checkpoint follows it
+    r.train()
+    log = open(tmp_path / "m" / "train.log").read()
+    assert "| Class" in log and "Fscore | Precision | Recall |" in log and "mDice" in log and "mRecall" in log
+    val = [json.loads(x) for x in open(tmp_path / "m" / "train.log.json") if '"val"' in x][-1]
+    assert {"aAcc", "mIoU", "mAcc", "mDice", "mFscore", "mPrecision", "mRecall"} <= set(val)

@@ -78,3 +78,12 @@ def test_user_errors_are_one_line(setup, tmp_path, capsys):
     r = subprocess.run([sys.executable, "-m", "jseg.tools.test", CONFIG, str(garbage), "--debug"], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "Traceback" in r.stderr
+
+
+def test_eval_chooses_the_metrics(setup, capsys):
+    toy, full, _ = setup
+    assert test_tool.main([CONFIG, full, "--eval", "mDice", "mFscore"] + _opts(toy)) == 0
+    out = capsys.readouterr().out
+    assert "| Dice  | Fscore | Precision | Recall |" in out and "mDice" in out and "mIoU" not in out
+    assert test_tool.main([CONFIG, full] + _opts(toy) + ["evaluation.metric=mAP"]) == 2
+    assert "evaluation.metric ['mAP'] not supported" in capsys.readouterr().err
