@@ -85,9 +85,14 @@ class Logger:
         if self.text:
             self._append(self.text, line + "\n")
 
+    sinks = ()   # more receivers of record(): e.g. a TensorBoard writer (log_config.hooks)
+
     def record(self, entry):
         if self.enabled and self.json:
             self._append(self.json, json.dumps(entry) + "\n")
+        if self.enabled:
+            for sink in self.sinks:
+                sink.record(entry)
 
     @staticmethod
     def _append(path, text):
@@ -96,6 +101,33 @@ class Logger:
                 f.write(text)
         except OSError as e:  # a full disk: name the file (a failed write's error names none)
             raise OSError(e.errno, f"cannot write the log ({e.strerror or e})", path) from e
+
+
+class TensorboardSink:
+    """mmcv's ``TensorboardLoggerHook``: every logged number as a TensorBoard scalar (``train/loss``,
+    ``val/mIoU`` ...) through tensorboardX or torch's ``SummaryWriter``, whichever is installed."""
+
+    def __init__(self, log_dir):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UserError("log_config.hooks: TensorboardLoggerHook needs tensorboardX (pip install "
+                                "tensorboardX) or PyTorch's tensorboard; install one or remove the hook") from None
+        self.log_dir = log_dir
+        self.writer = SummaryWriter(log_dir)
+
+    def record(self, entry):
+        prefix = "val" if entry.get("mode") == "val" else "train"
+        for k, v in entry.items():
+            if k not in ("iter", "mode") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(f"{prefix}/{k}", v, entry["iter"])
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
 
 
 class Runner:
@@ -121,6 +153,11 @@ class Runner:
         if dist.is_main():
             os.makedirs(work_dir, exist_ok=True)
         self.log = log or Logger(work_dir)
+        self.sinks = []
+        for hook in (cfg.get("log_config") or {}).get("hooks") or []:
+            if hook.get("type") == "TensorboardLoggerHook" and dist.is_main():
+                self.sinks.append(TensorboardSink(hook.get("log_dir") or os.path.join(work_dir, "tf_logs")))
+        self.log.sinks = tuple(self.sinks)
         raw = self._read_resume(resume) if resume else None
         start = int(raw[1]["iter"]) if raw else 0
         if raw and start >= self.max_iters:
@@ -385,6 +422,8 @@ class Runner:
                 from None
         finally:  # stops the workers and frees the batches loaded ahead, also when training stops with an error
             watch.__exit__(*sys.exc_info())
+            for sink in self.sinks:
+                sink.close()
             batches.close()
             self.train_set.close()
         self.log(f"training done in {_fmt_time(time.time() - t_start)}")

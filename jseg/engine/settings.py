@@ -79,9 +79,12 @@ def _log_hooks(v):
     if not isinstance(v, (list, tuple)) or not all(isinstance(h, dict) for h in v):
         return "expected a list of hook dicts"
     for h in v:
-        if h.get("type") != "TextLoggerHook":
+        if h.get("type") not in ("TextLoggerHook", "TensorboardLoggerHook"):
             return (f"has a {h.get('type')!r} hook; jseg writes the text log and train.log.json itself "
-                    "(TextLoggerHook) and has no other logger hooks")
+                    "(TextLoggerHook) and TensorBoard scalars with TensorboardLoggerHook; no other logger hooks")
+        extra = set(h) - {"type", "by_epoch", "log_dir"}
+        if extra or h.get("by_epoch", False):
+            return f"{h['type']}: unsupported settings {sorted(extra) or ['by_epoch=True']} (type and log_dir only)"
 
 
 def _check_transform(t):

@@ -287,3 +287,41 @@ def test_evaluation_with_every_metric(toy, tmp_path):
     assert "| Class" in log and "Fscore | Precision | Recall |" in log and "mDice" in log and "mRecall" in log
     val = [json.loads(x) for x in open(tmp_path / "m" / "train.log.json") if '"val"' in x][-1]
     assert {"aAcc", "mIoU", "mAcc", "mDice", "mFscore", "mPrecision", "mRecall"} <= set(val)
+
+
+def test_tensorboard_hook_writes_every_logged_number(toy, tmp_path, monkeypatch):
+    import types
+
+    scalars, closed = [], []
+
+    class FakeWriter:            # tensorboardX's SummaryWriter interface, recording the calls
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            closed.append(self.log_dir)
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    cfg = tiny_cfg(toy, max_iters=2, norm="BN", eval_interval=2)
+    cfg.log_config.hooks = [dict(type="TextLoggerHook", by_epoch=False), dict(type="TensorboardLoggerHook")]
+    Runner(cfg, str(tmp_path / "tb")).train()
+    assert ("train/loss", 1) in scalars and ("train/lr", 2) in scalars and ("val/mIoU", 2) in scalars
+    assert closed == [str(tmp_path / "tb" / "tf_logs")]
+
+
+def test_tensorboard_hook_without_a_writer_is_one_clear_error(toy, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    cfg = tiny_cfg(toy, max_iters=1, norm="BN")
+    cfg.log_config.hooks = [dict(type="TensorboardLoggerHook")]
+    with pytest.raises(UserError, match="TensorboardLoggerHook needs tensorboardX"):
+        Runner(cfg, str(tmp_path / "tb"))
+    cfg.log_config.hooks = [dict(type="WandbLoggerHook")]
+    with pytest.raises(Exception, match="'WandbLoggerHook' hook"):
+        Runner(cfg, str(tmp_path / "tb2"))
