@@ -1,0 +1,1 @@
+"""Out of jseg: checkpoints in PyTorch's file format (``torch_zip``), without PyTorch."""

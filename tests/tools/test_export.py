@@ -1,0 +1,94 @@
+"""python -m jseg.tools.export --format pth: the official fixture checkpoints go through jseg and come back as
+PyTorch files with exactly the official tensors, dtypes and key order (read without torch by
+jseg/export/torch_zip.py's reader, and by torch when an interpreter with it is at hand)."""
+import importlib.util
+import os
+import subprocess
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from jseg.export import torch_zip
+from jseg.tools import export
+from tests.helpers import (CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH, MICRO_CONFIG, MICRO_PTH, SEGFORMER_TINY_CONFIG,
+                           SEGFORMER_TINY_PTH)
+
+CASES = {"segnext": (MICRO_CONFIG, MICRO_PTH), "segformer": (SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH),
+         "cgrseg": (CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH)}
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_official_checkpoint_round_trip(family, tmp_path, capsys):
+    config, official = CASES[family]
+    out = tmp_path / f"{family}.pth"
+    assert export.main([config, official, "--format", "pth", "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    ref = torch_zip.load(official)["state_dict"]
+    got = torch_zip.load(str(out))
+    assert list(got["state_dict"]) == list(ref)                       # the same keys, in the same order
+    for k, v in ref.items():
+        w = got["state_dict"][k]
+        assert w.dtype == v.dtype and w.shape == v.shape, (k, w.dtype, v.dtype, w.shape, v.shape)
+        np.testing.assert_array_equal(w, v, err_msg=k)
+    assert got["meta"]["jseg_version"] and "model" in got["meta"]["config"]
+    assert isinstance(got["state_dict"], OrderedDict)
+
+
+def test_writer_layout_dtypes_and_alignment(tmp_path):
+    import zipfile
+    obj = OrderedDict([("f", np.arange(6, dtype=np.float32).reshape(2, 3)), ("n", np.array(7, np.int64)),
+                       ("t", np.arange(6, dtype=np.float64).reshape(2, 3).T), ("b", np.array([True, False])),
+                       ("h", np.ones(3, np.float16)), ("i", np.arange(3, dtype=np.int32))])
+    path = torch_zip.save({"meta": {"k": [1, "x"]}, "state_dict": obj}, str(tmp_path / "x.pth"))
+    back = torch_zip.load(path)
+    assert back["meta"] == {"k": [1, "x"]}
+    for k, v in obj.items():
+        assert back["state_dict"][k].dtype == v.dtype and back["state_dict"][k].shape == v.shape
+        np.testing.assert_array_equal(back["state_dict"][k], v)
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        assert names[0] == "archive/data.pkl" and "archive/version" in names and "archive/byteorder" in names
+        for info in zf.infolist():                                    # data 64-byte aligned, as torch writes
+            start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+            assert start % 64 == 0, info.filename
+            assert info.compress_type == zipfile.ZIP_STORED
+    with pytest.raises(TypeError, match="complex64"):
+        torch_zip.save({"x": np.zeros(2, np.complex64)}, str(tmp_path / "c.pth"))
+    assert os.listdir(tmp_path) == ["x.pth"]                          # the failed write left nothing
+
+
+def _torch_python():
+    if importlib.util.find_spec("torch") is not None:
+        return sys.executable
+    return os.environ.get("JSEG_TORCH_PYTHON")    # an interpreter with torch (e.g. the perf harness's venv)
+
+
+@pytest.mark.skipif(_torch_python() is None, reason="no PyTorch here (set JSEG_TORCH_PYTHON to an interpreter "
+                                                    "that has it)")
+def test_torch_loads_the_export_safely(tmp_path):
+    out = tmp_path / "segformer.pth"
+    assert export.main([SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH, "--format", "pth", "--out", str(out)]) == 0
+    code = ("import sys, torch; a = torch.load(sys.argv[1], weights_only=True); "
+            "b = torch.load(sys.argv[2], map_location='cpu', weights_only=False); "
+            "sa, sb = a['state_dict'], b['state_dict']; assert list(sa) == list(sb); "
+            "assert all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sb); "
+            "torch.load(sys.argv[1], mmap=True, weights_only=True); print('TORCH_OK', len(sa))")
+    r = subprocess.run([_torch_python(), "-c", code, str(out), SEGFORMER_TINY_PTH], capture_output=True, text=True,
+                       timeout=300, cwd=str(tmp_path))
+    assert r.returncode == 0 and "TORCH_OK 138" in r.stdout, r.stdout + r.stderr
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    assert export.main([MICRO_CONFIG, str(tmp_path / "none.pth"), "--format", "pth"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    out = tmp_path / "o.pth"
+    out.write_bytes(b"someone's file")
+    assert export.main([MICRO_CONFIG, MICRO_PTH, "--format", "pth", "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == b"someone's file"
+    assert export.main([MICRO_CONFIG, MICRO_PTH, "--format", "onnx"]) == 2
+    assert "ONNX export is not available yet" in capsys.readouterr().err
+    assert export.main([SEGFORMER_TINY_CONFIG, MICRO_PTH, "--format", "pth", "--out", str(tmp_path / "w.pth")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--no-strict" in err and not (tmp_path / "w.pth").exists()
