@@ -6,7 +6,12 @@ Layouts understood (torch is never needed: ``jt.load`` parses ``.pth`` files):
   ``decode_head.`` keys; ImageNet backbone checkpoints (``{'state_dict': ...}``,
   ``{'model': ...}`` or flat), whose classifier keys are dropped and reported;
 * plain state dicts (``{key: tensor}``), a ``module.`` prefix (DataParallel) stripped;
-* jseg's own ``.pkl`` (``{'meta', 'state_dict': {key: ndarray}}``) and ``.npz`` state dicts.
+* jseg's own ``.pkl`` (``{'meta', 'state_dict': {key: ndarray}}``) and ``.npz`` state dicts;
+* JSeg's (the Jittor port's) training ``.pkl``: ``jt.save({'meta': {'jseg_version', 'iter', ...},
+  'model': state_dict of Vars, 'scheduler', 'optimizer'})`` (``python/jseg/runner/runner.py`` in
+  github.com/Jittor/JSeg).  Its SegNeXt and SegFormer keys are the official names, but Jittor's
+  BatchNorm keeps no ``num_batches_tracked``: those counters are left at 0 and reported (the official
+  BN layers use a fixed momentum, so the counter changes nothing).
 
 What is particular to one model family (another release's key names, which prefixes
 mark its ImageNet checkpoints, which classifier keys to drop, what a failed load
@@ -66,6 +71,19 @@ def read_checkpoint(path):
     return unwrap_checkpoint(obj, path)
 
 
+FORMAT_KEY, JSEG_JITTOR = "checkpoint_format", "JSeg (Jittor) training checkpoint"
+# keys a JSeg checkpoint cannot have, and why
+JSEG_ABSENT = {"num_batches_tracked": "Jittor's BatchNorm keeps no counter; left at 0"}
+
+
+def is_jseg_jittor(obj):
+    """True for JSeg's ``{'meta': {'jseg_version', ...}, 'model', 'scheduler'/'optimizer'}`` (not jseg's own,
+    which keeps its weights under ``state_dict``)."""
+    meta = obj.get("meta")
+    return (isinstance(obj.get("model"), dict) and isinstance(meta, dict) and "jseg_version" in meta
+            and ("scheduler" in obj or "optimizer" in obj))
+
+
 def unwrap_checkpoint(obj, name="checkpoint"):
     """``{'state_dict': ...}`` / ``{'model': ...}`` / plain dict -> ``(OrderedDict of ndarrays, meta)``."""
     if not isinstance(obj, dict):
@@ -75,7 +93,9 @@ def unwrap_checkpoint(obj, name="checkpoint"):
     if "state_dict" in obj and isinstance(obj["state_dict"], dict):
         sd, meta = obj["state_dict"], obj.get("meta") or {}
     elif "model" in obj and isinstance(obj["model"], dict):
-        sd, meta = obj["model"], obj.get("meta") or {}
+        sd, meta = obj["model"], dict(obj.get("meta") or {})
+        if is_jseg_jittor(obj):
+            meta[FORMAT_KEY] = JSEG_JITTOR
     else:
         sd = obj
     out = OrderedDict()
@@ -148,7 +168,8 @@ class LoadReport:
         self.missing = []      # model keys absent from the checkpoint
         self.unexpected = []   # checkpoint keys the model does not have
         self.mismatched = []   # (key, checkpoint shape, model shape)
-        self.initialised = []  # model keys an ImageNet checkpoint cannot have; they keep their init
+        self.initialised = []  # model keys the checkpoint's kind cannot have; they keep their init
+        self.initialised_why = "keys an ImageNet checkpoint cannot have"
         self.loaded = 0
 
     @property
@@ -183,8 +204,8 @@ class LoadReport:
             for why, keys in reasons.items():
                 lines.append(f"dropped ({len(keys)}, {why}): {self._fmt(keys, 5)}")
         if self.initialised:
-            lines.append(f"kept at initialisation ({len(self.initialised)}, keys an ImageNet checkpoint "
-                         f"cannot have): {self._fmt(self.initialised, 5)}")
+            lines.append(f"kept at initialisation ({len(self.initialised)}, {self.initialised_why}): "
+                         f"{self._fmt(self.initialised, 5)}")
         return "\n".join(lines + self.problems())
 
 
@@ -282,14 +303,16 @@ def model_state_dict(model):
 STRICT_HINT = "pass strict=False to load the matching keys anyway"
 
 
-def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoint", strict_hint=STRICT_HINT):
+def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoint", strict_hint=STRICT_HINT,
+                    absent_ok=None):
     """Load ``{key: array}`` into ``model`` through the key map; returns the LoadReport.
 
     ``strict``: raise ``CheckpointError`` naming missing / unexpected / wrong-shape keys.
     Nothing is written into the model when the strict check fails.  ``strict_hint``: what the
     error tells the user to do about it (each command says what is true for it; None: nothing).
     ``target``: ``'segmentor'``, ``'backbone'`` (inferred from the model's keys when None), or any other
-    value for a bare module (keys used as they are).
+    value for a bare module (keys used as they are).  ``absent_ok``: ``{key suffix: reason}`` of model keys
+    this kind of checkpoint cannot have (they keep their values and are reported, not missing).
     """
     params = model.state_dict()
     if target is None:
@@ -298,6 +321,12 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
     state_dict, converted = convert_layouts(state_dict, rules)
     mapping, report = map_keys(list(state_dict), list(params), target, rules)
     report.renamed[:0] = converted
+    if absent_ok:
+        suffixes = tuple(absent_ok)
+        absent = [k for k in report.missing if k.endswith(suffixes)]
+        report.missing = [k for k in report.missing if not k.endswith(suffixes)]
+        report.initialised += absent
+        report.initialised_why = "; ".join(sorted(set(absent_ok.values())))
     for src, dst in mapping.items():
         shape = state_dict[src].shape
         if not _same_shape(shape, params[dst].shape, dst):
@@ -323,7 +352,11 @@ def load_state_dict(model, state_dict, strict=True, target=None, name="checkpoin
 def load_checkpoint(model, path, strict=True, target=None, logger=None, strict_hint=STRICT_HINT):
     """Read ``path`` (.pth/.pkl/.npz) and load it into ``model``; returns ``(report, meta)``."""
     state_dict, meta = read_checkpoint(path)
-    report = load_state_dict(model, state_dict, strict=strict, target=target, name=path, strict_hint=strict_hint)
+    absent = JSEG_ABSENT if meta.get(FORMAT_KEY) == JSEG_JITTOR else None
+    report = load_state_dict(model, state_dict, strict=strict, target=target, name=path, strict_hint=strict_hint,
+                             absent_ok=absent)
+    if absent:
+        report.layout += f" ({JSEG_JITTOR})"
     if logger is not None:
         logger(f"loaded {path}\n{report}")
     return report, meta

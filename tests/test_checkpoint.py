@@ -302,3 +302,55 @@ def test_cgrseg_index_buffers_are_written_as_int64(tmp_path):
     out, _ = read_checkpoint(str(tmp_path / "c.pkl"))
     assert out["backbone.network.5.attn.attention_bias_idxs_seg"].dtype == np.int64
     assert out["backbone.network.5.attn.attention_bias_idxs_seg"].shape == (16, 64)
+
+
+def _jseg_jittor_checkpoint(path, config, official_pth):
+    """A checkpoint in the layout of JSeg's runner (github.com/Jittor/JSeg, python/jseg/runner/runner.py:
+    jt.save of {'meta': {jseg_version, epoch, iter, max_iter, max_epoch, save_time, config}, 'model':
+    model.state_dict() (Vars; Jittor's BN has no num_batches_tracked), 'scheduler', 'optimizer'}), written by
+    jt.save itself (pickle protocol 4 + SHA-1 + trailer), from the official fixture's weights."""
+    sd, _ = read_checkpoint(official_pth)
+    model_sd = {k: jt.array(v) for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    jt.save({"meta": {"jseg_version": "0.1.0", "epoch": None, "iter": 160000, "max_iter": 160000,
+                      "max_epoch": None, "save_time": "2023-01-01 00:00:00", "config": "model = dict(...)"},
+             "model": model_sd, "scheduler": {"lr": 0.0}, "optimizer": {"defaults": {}}}, str(path))
+    return sd
+
+
+@pytest.mark.parametrize("family", ["segnext", "segformer"])
+def test_jseg_jittor_checkpoints_load_like_any_other(tmp_path, family):
+    from jseg.apis import init_model
+    from jseg.checkpoint import model_state_dict
+    from tests.helpers import MICRO_CONFIG, SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH
+    config, official = {"segnext": (MICRO_CONFIG, MICRO_PTH),
+                        "segformer": (SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH)}[family]
+    path = tmp_path / "ckpt_160000.pkl"
+    sd = _jseg_jittor_checkpoint(path, config, official)
+    assert open(path, "rb").read()[-8:] == b"HCAJSLHD"                   # Jittor's own file trailer
+    model = init_model(config, device="cpu")
+    report, meta = load_checkpoint(model, str(path))
+    counters = [k for k in sd if k.endswith("num_batches_tracked")]
+    assert report.ok and report.loaded == len(sd) - len(counters) and sorted(report.initialised) == sorted(counters)
+    assert "JSeg (Jittor)" in str(report) and "no counter" in str(report) and meta["iter"] == 160000
+    got = model_state_dict(model)
+    for k, v in sd.items():
+        if not k.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(got[k], v.reshape(got[k].shape), err_msg=k)
+    # a missing real weight is still refused
+    bad = jt.load(str(path))
+    bad["model"].pop(next(k for k in bad["model"] if k.endswith("weight")))
+    jt.save(bad, str(tmp_path / "bad.pkl"))
+    with pytest.raises(CheckpointError, match="missing keys \\(1\\)"):
+        load_checkpoint(init_model(config, device="cpu"), str(tmp_path / "bad.pkl"))
+
+
+def test_convert_checkpoint_takes_a_jseg_jittor_checkpoint(tmp_path):
+    from jseg.tools import convert_checkpoint
+    from tests.helpers import MICRO_CONFIG
+    path = tmp_path / "ckpt.pkl"
+    sd = _jseg_jittor_checkpoint(path, MICRO_CONFIG, MICRO_PTH)
+    out = tmp_path / "converted.pkl"
+    assert convert_checkpoint.main([str(path), str(out), "--config", MICRO_CONFIG]) == 0
+    conv, meta = read_checkpoint(str(out))
+    assert list(conv) == list(sd)
+    assert all(np.array_equal(conv[k].reshape(sd[k].shape), sd[k]) for k in sd if "num_batches" not in k)

@@ -3,7 +3,7 @@
     python -m jseg.tools.convert_checkpoint SRC.pth DST.pkl [--config CONFIG] [--no-strict]
 
 SRC may be an official SegNeXt or NVlabs SegFormer segmentor checkpoint, an
-mmseg-1.x one (MSCAN, or a MiT backbone), an ImageNet MSCAN or ``mit_b*.pth``
+mmseg-1.x one (MSCAN, or a MiT backbone), a JSeg (Jittor port) training ``.pkl``, an ImageNet MSCAN or ``mit_b*.pth``
 backbone checkpoint (its classifier ``head.*`` is dropped) or a plain state dict.  Keys are written with the official names, so DST loads into
 jseg (and gives the same outputs as SRC).  The weights are checked against a
 model built from ``--config`` or, if absent, from the config text that official
@@ -18,8 +18,8 @@ import os
 import sys
 import tempfile
 
-from ..checkpoint import (detect_layout, load_state_dict, model_state_dict, read_checkpoint, registered_rules,
-                          save_checkpoint, to_official_keys)
+from ..checkpoint import (FORMAT_KEY, JSEG_ABSENT, JSEG_JITTOR, detect_layout, load_state_dict, model_state_dict,
+                          read_checkpoint, registered_rules, save_checkpoint, to_official_keys)
 from ..config import Config, ConfigError
 
 
@@ -51,7 +51,8 @@ def convert(src, dst, config=None, strict=True, out=print):
     if cfg is not None:
         model = build_segmentor(cfg.model)
         target = model.backbone if layout == "backbone" else model
-        report = load_state_dict(target, state_dict, strict=strict, name=src,
+        absent = JSEG_ABSENT if meta.get(FORMAT_KEY) == JSEG_JITTOR else None
+        report = load_state_dict(target, state_dict, strict=strict, name=src, absent_ok=absent,
                                  strict_hint="pass --no-strict to convert the matching keys anyway")
         out(f"checked against the model of {cfg_source}\n{report}")
         converted = model_state_dict(target)
