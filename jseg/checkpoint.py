@@ -128,14 +128,42 @@ class CheckpointRules:
         convert: ``state_dict -> (state_dict, [(old key, new key)])``: another released layout (mmseg 1.x)
             to the official names and shapes; keys it does not know come back unchanged.
         hint: ``LoadReport -> str or None``: what a failed strict load means for this family.
+        to_mmseg1: ``state_dict -> (state_dict, renamed)``: official names -> mmseg 1.x's, for export
+            (``same_names`` when mmseg 1.x uses the official ones); None: mmseg 1.x has no such layout.
     """
 
-    def __init__(self, backbone_prefixes=(), classifier_keys=None, init_only_suffixes=(), convert=None, hint=None):
+    def __init__(self, backbone_prefixes=(), classifier_keys=None, init_only_suffixes=(), convert=None, hint=None,
+                 to_mmseg1=None):
         self.backbone_prefixes = tuple(backbone_prefixes)
         self.classifier_keys = dict(classifier_keys or {})
         self.init_only_suffixes = tuple(init_only_suffixes)
         self.convert = convert
         self.hint = hint
+        self.to_mmseg1 = to_mmseg1
+
+
+def same_names(state_dict):
+    """A ``to_mmseg1`` for modules whose mmseg-1.x keys are the official ones."""
+    return state_dict, []
+
+
+def to_mmseg1_layout(model, state_dict):
+    """The model's official state dict in mmseg 1.x's names: ``(state_dict, renamed)``.
+
+    Each part of the segmentor (backbone, heads) must say how (``CheckpointRules.to_mmseg1``); a part
+    that cannot is named in the ``CheckpointError``."""
+    parts = [(name, m) for name, m in (("backbone", getattr(model, "backbone", None)),
+                                       ("decode_head", getattr(model, "decode_head", None)),
+                                       ("auxiliary_head", getattr(model, "auxiliary_head", None))) if m is not None]
+    renamed = []
+    for name, part in parts:
+        rules = getattr(type(part), "checkpoint_rules", None)
+        if rules is None or rules.to_mmseg1 is None:
+            raise CheckpointError(f"{name} {type(part).__name__} has no mmseg-1.x layout; export the official "
+                                  "layout instead")
+        state_dict, done = rules.to_mmseg1(state_dict)
+        renamed += done
+    return state_dict, renamed
 
 
 def _rules_of(classes):

@@ -92,3 +92,74 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert export.main([SEGFORMER_TINY_CONFIG, MICRO_PTH, "--format", "pth", "--out", str(tmp_path / "w.pth")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--no-strict" in err and not (tmp_path / "w.pth").exists()
+
+
+def test_mmseg1_layout_round_trips_to_the_official_one(tmp_path):
+    from jseg.checkpoint import to_official_keys
+    from jseg.models.backbones import mit
+    for config, official in (CASES["segnext"],):
+        out = tmp_path / "mm1.pth"
+        assert export.main([config, official, "--format", "pth", "--layout", "mmseg1", "--out", str(out)]) == 0
+        mm1 = torch_zip.load(str(out))["state_dict"]
+        assert any(k.endswith("mlp.dwconv.weight") for k in mm1) and not any("dwconv.dwconv" in k for k in mm1)
+        back, _ = to_official_keys(mm1)
+        ref = torch_zip.load(official)["state_dict"]
+        assert set(back) == set(ref) and all(np.array_equal(back[k], ref[k]) for k in ref)
+    # MiT: q/kv joined into in_proj, Linear -> 1x1 conv; its inverse gives the official tensors back
+    ref = torch_zip.load(SEGFORMER_TINY_PTH)["state_dict"]
+    mm1, _ = mit.official_to_mmseg1(OrderedDict(ref))
+    assert "backbone.layers.0.1.0.attn.attn.in_proj_weight" in mm1 and "backbone.layers.3.2.weight" in mm1
+    assert mm1["backbone.layers.0.1.0.ffn.layers.0.weight"].ndim == 4
+    back, _ = mit.mmseg1_to_official(mm1)
+    assert set(back) == set(ref) and all(np.array_equal(back[k], ref[k]) for k in ref)
+
+
+def test_mmseg1_layout_is_refused_where_mmseg1_differs(tmp_path, capsys):
+    out = tmp_path / "s.pth"
+    assert export.main([SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH, "--format", "pth", "--layout", "mmseg1",
+                        "--out", str(out)]) == 2
+    assert "decode_head SegFormerHead has no mmseg-1.x layout" in capsys.readouterr().err and not out.exists()
+
+
+MMSEG1_STRICT_LOAD = """
+import sys, types
+try:
+    import mmcv.ops  # noqa: F401  (mmcv-lite has no compiled ops; these models need none)
+except ImportError:
+    for k in [k for k in sys.modules if k == "mmcv.ops" or k.startswith("mmcv.ops.")]:
+        del sys.modules[k]
+    ops = types.ModuleType("mmcv.ops")
+    def missing(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return type(name, (), {})
+    ops.__getattr__ = missing
+    sys.modules["mmcv.ops"] = ops
+    import mmcv
+    mmcv.ops = ops
+import torch
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+register_all_modules()
+bn = dict(type="BN", requires_grad=True)
+model = MODELS.build(dict(type="EncoderDecoder",
+    backbone=dict(type="MSCAN", embed_dims=[8, 16, 32, 64], mlp_ratios=[8, 8, 4, 4], depths=[1, 1, 2, 1], norm_cfg=bn),
+    decode_head=dict(type="LightHamHead", in_channels=[16, 32, 64], in_index=[1, 2, 3], channels=64, ham_channels=64,
+                     ham_kwargs=dict(MD_R=4), num_classes=5, norm_cfg=dict(type="GN", num_groups=32, requires_grad=True))))
+sd = torch.load(sys.argv[1], weights_only=True)["state_dict"]
+model.load_state_dict(sd, strict=True)
+print("MMSEG1_STRICT_OK", len(sd))
+"""
+
+
+@pytest.mark.skipif(_torch_python() is None, reason="no PyTorch here (set JSEG_TORCH_PYTHON to an interpreter "
+                                                    "that has torch and mmseg 1.x)")
+def test_mmseg1_builds_and_loads_the_mmseg1_export_strictly(tmp_path):
+    out = tmp_path / "mm1.pth"
+    config, official = CASES["segnext"]
+    assert export.main([config, official, "--format", "pth", "--layout", "mmseg1", "--out", str(out)]) == 0
+    r = subprocess.run([_torch_python(), "-c", MMSEG1_STRICT_LOAD, str(out)], capture_output=True, text=True,
+                       timeout=300, cwd=str(tmp_path))
+    if "No module named 'mmseg'" in r.stderr:
+        pytest.skip("that interpreter has no mmseg")
+    assert r.returncode == 0 and "MMSEG1_STRICT_OK 246" in r.stdout, r.stdout + r.stderr[-3000:]

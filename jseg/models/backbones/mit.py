@@ -277,7 +277,51 @@ def mmseg1_to_official(state_dict):
     return out, renamed
 
 
+_OFFICIAL_MIT = re.compile(r"^(backbone\.)?(patch_embed|block|norm)(\d+)\.(.+)$")
+_MIT_FFN_MM1 = {v: k for k, v in _MM1_MIT_FFN.items()}
+
+
+def official_to_mmseg1(state_dict):
+    """NVlabs MiT keys -> mmseg 1.x names and shapes (what mmseg's ``mit2mmseg.py`` does; the inverse
+    of ``mmseg1_to_official``): ``attn.q`` and ``attn.kv`` rows are joined into ``attn.attn.in_proj_*``,
+    Linear weights of the MixFFN become 1x1-conv weights."""
+    out, renamed = OrderedDict(), []
+    for k, v in state_dict.items():
+        m = _OFFICIAL_MIT.match(k)
+        if not m:
+            out[k] = v
+            continue
+        prefix, kind, stage, rest = m.group(1) or "", m.group(2), int(m.group(3)) - 1, m.group(4)
+        if kind == "patch_embed":
+            dst = {f"{prefix}layers.{stage}.0.{rest.replace('proj.', 'projection.', 1)}": v}
+        elif kind == "norm":
+            dst = {f"{prefix}layers.{stage}.2.{rest}": v}
+        else:
+            j, sub = rest.split(".", 1)
+            base = f"{prefix}layers.{stage}.1.{j}."
+            if sub.startswith("attn.kv."):
+                continue                                   # joined with attn.q below
+            if sub.startswith("attn.q."):
+                what = sub[len("attn.q."):]
+                kv = state_dict[f"{prefix}block{stage + 1}.{j}.attn.kv.{what}"]
+                dst = {base + f"attn.attn.in_proj_{what}": np.concatenate([v, kv], axis=0)}
+                renamed.append((f"{prefix}block{stage + 1}.{j}.attn.kv.{what}", base + f"attn.attn.in_proj_{what}"))
+            elif sub.startswith("attn.proj."):
+                dst = {base + "attn.attn.out_proj." + sub[len("attn.proj."):]: v}
+            elif sub.startswith("mlp."):
+                layer, what = sub[len("mlp."):].rsplit(".", 1)
+                if layer in ("fc1", "fc2") and what == "weight":
+                    v = v.reshape(v.shape[0], v.shape[1], 1, 1)
+                dst = {base + f"ffn.layers.{_MIT_FFN_MM1['mlp.' + layer]}.{what}": v}
+            else:   # norm1, norm2, attn.sr, attn.norm keep their names
+                dst = {base + sub: v}
+        for name, val in dst.items():
+            out[name] = val
+            renamed.append((k, name))
+    return out, renamed
+
+
 MixVisionTransformer.checkpoint_rules = CheckpointRules(
     backbone_prefixes=("patch_embed", "block", "norm"),   # NVlabs ImageNet mit_b*.pth: flat, with head.*
     classifier_keys={"head.": "ImageNet classifier head"},
-    convert=mmseg1_to_official)
+    convert=mmseg1_to_official, to_mmseg1=official_to_mmseg1)

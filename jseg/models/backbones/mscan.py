@@ -243,7 +243,21 @@ def mmseg1_to_official(state_dict):
     return out, renamed
 
 
+_OFFICIAL_DWCONV = re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.dwconv\.(weight|bias)$")
+
+
+def official_to_mmseg1(state_dict):
+    """Official MSCAN keys -> mmseg 1.x's (the inverse of ``mmseg1_to_official``)."""
+    out, renamed = type(state_dict)(), []
+    for k, v in state_dict.items():
+        dst = _OFFICIAL_DWCONV.sub(r"\1.\2", k)
+        if dst != k:
+            renamed.append((k, dst))
+        out[dst] = v
+    return out, renamed
+
+
 MSCAN.checkpoint_rules = CheckpointRules(
     backbone_prefixes=("patch_embed", "block", "norm"),   # ImageNet MSCAN: {'state_dict': {unprefixed, head.*}}
     classifier_keys={"head.": "ImageNet classifier head"},
-    convert=mmseg1_to_official)
+    convert=mmseg1_to_official, to_mmseg1=official_to_mmseg1)

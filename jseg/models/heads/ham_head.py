@@ -23,6 +23,7 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from ...checkpoint import CheckpointRules, same_names
 from ...config import ConfigError, did_you_mean
 from ...registry import MODELS
 from ..layers import ConvModule, bmm, float32_region, no_own_macs, resize, softmax, to_float32
@@ -239,3 +240,6 @@ def _head_macs(self, convention, inputs, out):
 NMF2D.count_macs = _nmf_macs
 LightHamHead.count_macs = _head_macs
 Hamburger.count_macs = no_own_macs
+
+
+LightHamHead.checkpoint_rules = CheckpointRules(to_mmseg1=same_names)   # mmseg 1.x keeps the official names
