@@ -122,21 +122,10 @@ def test_mmseg1_layout_is_refused_where_mmseg1_differs(tmp_path, capsys):
 
 
 MMSEG1_STRICT_LOAD = """
-import sys, types
-try:
-    import mmcv.ops  # noqa: F401  (mmcv-lite has no compiled ops; these models need none)
-except ImportError:
-    for k in [k for k in sys.modules if k == "mmcv.ops" or k.startswith("mmcv.ops.")]:
-        del sys.modules[k]
-    ops = types.ModuleType("mmcv.ops")
-    def missing(name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return type(name, (), {})
-    ops.__getattr__ = missing
-    sys.modules["mmcv.ops"] = ops
-    import mmcv
-    mmcv.ops = ops
+import sys
+sys.path.insert(0, sys.argv[2])    # jseg/tools: torch_bench's stand-in for mmcv-lite's missing compiled ops
+import torch_bench
+torch_bench._without_compiled_mmcv_ops()
 import torch
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
@@ -158,7 +147,8 @@ def test_mmseg1_builds_and_loads_the_mmseg1_export_strictly(tmp_path):
     out = tmp_path / "mm1.pth"
     config, official = CASES["segnext"]
     assert export.main([config, official, "--format", "pth", "--layout", "mmseg1", "--out", str(out)]) == 0
-    r = subprocess.run([_torch_python(), "-c", MMSEG1_STRICT_LOAD, str(out)], capture_output=True, text=True,
+    tools = os.path.dirname(os.path.abspath(export.__file__))
+    r = subprocess.run([_torch_python(), "-c", MMSEG1_STRICT_LOAD, str(out), tools], capture_output=True, text=True,
                        timeout=300, cwd=str(tmp_path))
     if "No module named 'mmseg'" in r.stderr:
         pytest.skip("that interpreter has no mmseg")
