@@ -260,9 +260,24 @@ def _site_dirs():
     return [d for i, d in enumerate(dirs) if d not in dirs[:i] and os.path.isdir(d)]
 
 
+def jittor_cuda_download(home):
+    """The nvcc of Jittor's own CUDA download (``<home>/.cache/jittor/jtcuda/cuda*_cudnn*/bin/nvcc``), if any.
+
+    Jittor prefers it to any other toolkit (it bundles a cuDNN Jittor works with), so jseg leaves such
+    a machine's CUDA setup to Jittor."""
+    import glob
+    found = sorted(glob.glob(os.path.join(home, ".cache", "jittor", "jtcuda", "*", "bin", "nvcc")))
+    return found[-1] if found else None
+
+
 def _setup_cuda_stack():
     """Point Jittor at the CUDA toolkit, runtime and cuDNN that are really there (``jseg/_cuda.py``)."""
     from . import _cuda
+    jtcuda = jittor_cuda_download(jittor_home())
+    if jtcuda:
+        STATE["cuda_plan"] = {"env": {}, "shim": None, "notes": [f"Jittor's own CUDA download at {jtcuda}: left "
+                                                                 "to Jittor"]}
+        return
     stack = _cuda.find_stack(os.environ, "/", _site_dirs())
     plan = _cuda.plan(stack, jittor_home())
     if plan["shim"] is not None:

@@ -225,3 +225,17 @@ def test_a_virtualenv_uses_the_base_pythons_config(tmp_path):
     assert _env.python_config(str(tmp_path / "venv"), str(base), (3, 12)) == str(base / "bin" / "python3.12-config")
     assert _env.python_config(str(base), str(base), (3, 12)) is None          # not a venv: Jittor finds it
     assert _env.python_config(str(tmp_path / "venv"), str(base), (3, 11)) is None   # none there: Jittor says so
+
+
+def test_jittors_own_cuda_download_is_left_to_jittor(tmp_path, monkeypatch):
+    """A machine where Jittor once downloaded its CUDA (bundling cuDNN 8) keeps using it: no search, no conv_opt."""
+    assert _env.jittor_cuda_download(str(tmp_path)) is None
+    nvcc = tmp_path / ".cache" / "jittor" / "jtcuda" / "cuda12.2_cudnn8_linux" / "bin" / "nvcc"
+    nvcc.parent.mkdir(parents=True)
+    nvcc.write_text("")
+    assert _env.jittor_cuda_download(str(tmp_path)) == str(nvcc)
+    monkeypatch.setattr(_env, "jittor_home", lambda: str(tmp_path))
+    monkeypatch.setitem(_env.STATE, "cuda_plan", None)
+    before = dict(os.environ)
+    _env._setup_cuda_stack()
+    assert dict(os.environ) == before and "left to Jittor" in _env.STATE["cuda_plan"]["notes"][0]
