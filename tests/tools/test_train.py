@@ -48,13 +48,18 @@ def _train(config, work_dir, *args, timeout=600):
 
 def _signal_at(config, work_dir, sig, iteration):
     """Start training in its own process group, send ``sig`` once it logged ``iteration``: SIGINT to the whole
-    group, as a terminal's Ctrl-C does, other signals to the process; -> (exit status, log, stderr, shm seen)."""
+    group, as a terminal's Ctrl-C does, other signals to the process; -> (exit status, log, stderr, number of
+    batch segments in /dev/shm just before the signal, the owner's lock file not counted)."""
     log = os.path.join(os.path.dirname(work_dir), os.path.basename(work_dir) + ".out")
     err = log + ".err"
     target = "-$pid" if sig == "INT" else "$pid"
     script = (f'setsid "{sys.executable}" -m jseg.tools.train "{config}" --work-dir "{work_dir}" > "{log}" '
               f'2> "{err}" & pid=$!; for i in $(seq 6000); do grep -q "iter {iteration}/" "{log}" 2>/dev/null && '
-              f'break; kill -0 $pid 2>/dev/null || break; sleep 0.05; done; ls {shm.SHM_DIR} | grep -c "^jseg-" ; '
+              f'break; kill -0 $pid 2>/dev/null || break; sleep 0.05; done; '
+              # the count is a snapshot: right after the main process took the batches it can be 0, so look
+              # again for up to 0.5 s (a couple of iterations) before signalling
+              f'for j in $(seq 50); do n=$(ls {shm.SHM_DIR} | grep "^jseg-" | grep -vc "\\.lock$"); '
+              f'[ "$n" -ge 1 ] && break; sleep 0.01; done; echo $n; '
               f'kill -{sig} {target}; wait $pid; echo rc=$?')
     r = _bash(script)
     assert "rc=" in r.stdout, r.stderr
@@ -69,7 +74,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly(config, tmp_path, sig, status):
     before = _shm_entries()
     work_dir = str(tmp_path / "w")
     rc, log, err, seen = _signal_at(config, work_dir, sig, 12)
-    assert seen >= 3                           # the loader really had batches in /dev/shm (and its lock file)
+    assert seen >= 1                           # the loader really had batch arrays in /dev/shm (lock not counted)
     assert rc == status, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -84,7 +89,7 @@ def test_after_kill_9_the_next_start_frees_the_shared_memory_and_resumes(config,
     before = _shm_entries()
     work_dir = str(tmp_path / "w")
     rc, log, err, seen = _signal_at(config, work_dir, "KILL", 12)
-    assert rc == 137 and seen >= 3
+    assert rc == 137 and seen >= 1
     _bash("sleep 1")                                       # the workers follow their parent (PR_SET_PDEATHSIG)
     left = set(_shm_entries()) - set(before)
     assert left                                            # a kill -9 cleans nothing up: the lock at least is left
