@@ -107,7 +107,9 @@ class TensorboardSink:
     """mmcv's ``TensorboardLoggerHook``: every logged number as a TensorBoard scalar (``train/loss``,
     ``val/mIoU`` ...) through tensorboardX or torch's ``SummaryWriter``, whichever is installed."""
 
-    def __init__(self, log_dir):
+    @staticmethod
+    def writer_class():
+        """The ``SummaryWriter`` to use; ``UserError`` (one line) if neither package is installed."""
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
@@ -116,8 +118,11 @@ class TensorboardSink:
             except ImportError:
                 raise UserError("log_config.hooks: TensorboardLoggerHook needs tensorboardX (pip install "
                                 "tensorboardX) or PyTorch's tensorboard; install one or remove the hook") from None
+        return SummaryWriter
+
+    def __init__(self, log_dir):
         self.log_dir = log_dir
-        self.writer = SummaryWriter(log_dir)
+        self.writer = self.writer_class()(log_dir)
 
     def record(self, entry):
         prefix = "val" if entry.get("mode") == "val" else "train"
@@ -153,11 +158,12 @@ class Runner:
         if dist.is_main():
             os.makedirs(work_dir, exist_ok=True)
         self.log = log or Logger(work_dir)
-        self.sinks = []
-        for hook in (cfg.get("log_config") or {}).get("hooks") or []:
-            if hook.get("type") == "TensorboardLoggerHook" and dist.is_main():
-                self.sinks.append(TensorboardSink(hook.get("log_dir") or os.path.join(work_dir, "tf_logs")))
-        self.log.sinks = tuple(self.sinks)
+        # TensorBoard folders of log_config.hooks: checked now, opened by train() (nothing to undo if setup fails)
+        self.tensorboard_dirs = [hook.get("log_dir") or os.path.join(work_dir, "tf_logs")
+                                 for hook in (cfg.get("log_config") or {}).get("hooks") or []
+                                 if hook.get("type") == "TensorboardLoggerHook" and dist.is_main()]
+        if self.tensorboard_dirs:
+            TensorboardSink.writer_class()
         raw = self._read_resume(resume) if resume else None
         start = int(raw[1]["iter"]) if raw else 0
         if raw and start >= self.max_iters:
@@ -367,6 +373,7 @@ class Runner:
         # the first iterations of a new model compile its kernels: say so
         watch = CompileWatch(self.log, self.log.text, enabled=self.log.enabled).__enter__()
         try:
+            self.log.sinks = tuple(TensorboardSink(d) for d in self.tensorboard_dirs)
             while self.iter < stop:
                 batch = next(batches)
                 jt.set_seed(self.seed * 1000003 + self.iter)
@@ -422,8 +429,9 @@ class Runner:
                 from None
         finally:  # stops the workers and frees the batches loaded ahead, also when training stops with an error
             watch.__exit__(*sys.exc_info())
-            for sink in self.sinks:
+            for sink in self.log.sinks:
                 sink.close()
+            self.log.sinks = ()
             batches.close()
             self.train_set.close()
         self.log(f"training done in {_fmt_time(time.time() - t_start)}")

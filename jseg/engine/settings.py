@@ -15,7 +15,7 @@ from ..config import ConfigError, closest
 from ..errors import UserError
 from ..datasets import DATASETS
 from ..datasets.transforms import TRANSFORMS
-from ..evaluation.metrics import METRICS
+from ..evaluation.metrics import METRICS, metric_list
 from .amp import parse_fp16
 
 
@@ -50,8 +50,9 @@ def _bool(v):
 
 
 def _metric(v):
-    names = [v] if isinstance(v, str) else v
-    if not isinstance(names, (list, tuple)) or not names or any(n not in METRICS for n in names):
+    try:
+        metric_list(v)
+    except (KeyError, TypeError):
         return f"expected any of {', '.join(METRICS)} (a name or a list)"
 
 

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from .. import dist
-from .metrics import confusion_areas, summarize
+from .metrics import confusion_areas, metric_list, summarize
 
 
 def show_paths(dataset, show_dir):
@@ -20,7 +20,7 @@ def evaluate(model, dataset, seed=0, log=None, show_dir=None, metrics=("mIoU",))
     Returns ``summarize(areas, metrics)`` of the dataset (identical on every rank and for any number of
     ranks).
     """
-    summarize(np.zeros((3, 1)), metrics)   # an unknown metric fails before the images are evaluated
+    metrics = metric_list(metrics)   # an unknown metric fails before the images are evaluated
     was_training = model.is_training()
     model.eval()
     num_classes = len(dataset.CLASSES)

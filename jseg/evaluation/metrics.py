@@ -47,13 +47,19 @@ def _nanmean(x):
         return np.nanmean(x) if np.isfinite(x).any() else np.nan
 
 
+def metric_list(metrics):
+    """A metric name or names -> a list; ``KeyError`` naming any that is not one of ``METRICS``."""
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise KeyError(f"metric(s) {unknown} not supported; expected any of {list(METRICS)}")
+    return names
+
+
 def summarize(areas, metrics=("mIoU",), beta=1):
     """From summed areas (3, K): ``aAcc``, then per metric its per-class arrays (``IoU``, ``Acc``, ``Dice``,
     ``Fscore``, ``Precision``, ``Recall``: fractions) and their means (``mIoU``, ``mAcc``, ...)."""
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise KeyError(f"metric(s) {unknown} not supported; expected any of {list(METRICS)}")
+    metrics = metric_list(metrics)
     inter, area_pred, area_label = (np.asarray(a, dtype=np.float64) for a in areas)
     out = {"aAcc": inter.sum() / area_label.sum() if area_label.sum() else np.nan}
     for metric in metrics:

@@ -20,6 +20,7 @@ import os
 import sys
 
 from ..config import Config, parse_cfg_options
+from ..evaluation.metrics import METRICS, metric_list
 
 
 def _main(argv):
@@ -33,7 +34,7 @@ def _main(argv):
     p.add_argument("--seed", type=int, default=0, help="seed of the Ham head's random bases")
     p.add_argument("--no-strict", action="store_true", help="load a checkpoint that does not match every key")
     p.add_argument("--force", action="store_true", help="overwrite existing predictions in --show-dir")
-    p.add_argument("--eval", nargs="+", metavar="METRIC", choices=["mIoU", "mDice", "mFscore"],
+    p.add_argument("--eval", nargs="+", metavar="METRIC", choices=list(METRICS),
                    help="metrics: any of mIoU mDice mFscore (default: the config's evaluation.metric, else mIoU)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     add_debug_flag(p)
@@ -56,12 +57,10 @@ def _main(argv):
         raise UsageError(f"{a.config}: data.test (or data.val) is missing: nothing to evaluate on")
     if a.aug_test:
         enable_aug_test(test_cfg.pipeline)
-    metrics = a.eval or (cfg.get("evaluation") or {}).get("metric") or ["mIoU"]
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    bad = [m for m in metrics if m not in ("mIoU", "mDice", "mFscore")]
-    if bad:
-        raise UsageError(f"{a.config}: evaluation.metric {bad} not supported; expected any of mIoU, mDice, mFscore "
-                         "(or pass --eval)")
+    try:
+        metrics = metric_list(a.eval or (cfg.get("evaluation") or {}).get("metric") or "mIoU")
+    except KeyError as e:
+        raise UsageError(f"{a.config}: evaluation.metric: {e.args[0]} (or pass --eval)") from None
     model = build_segmentor(cfg.model)
     report, _ = load_checkpoint(model, a.checkpoint, strict=not a.no_strict,
                                 strict_hint="pass --no-strict to load the matching keys anyway")

@@ -86,4 +86,4 @@ def test_eval_chooses_the_metrics(setup, capsys):
     out = capsys.readouterr().out
     assert "| Dice  | Fscore | Precision | Recall |" in out and "mDice" in out and "mIoU" not in out
     assert test_tool.main([CONFIG, full] + _opts(toy) + ["evaluation.metric=mAP"]) == 2
-    assert "evaluation.metric ['mAP'] not supported" in capsys.readouterr().err
+    assert "evaluation.metric: metric(s) ['mAP'] not supported" in capsys.readouterr().err

@@ -232,15 +232,19 @@ MSCAN.paper_macs_convention = "torchprofile"
 _MM1_DWCONV = re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.(weight|bias)$")
 
 
-def mmseg1_to_official(state_dict):
-    """mmseg-1.x MSCAN keys -> official names: ``(state_dict, renamed)``; other keys unchanged."""
+def _rename(state_dict, pattern, replacement):
     out, renamed = type(state_dict)(), []
     for k, v in state_dict.items():
-        dst = _MM1_DWCONV.sub(r"\1.dwconv.\2", k)
+        dst = pattern.sub(replacement, k)
         if dst != k:
             renamed.append((k, dst))
         out[dst] = v
     return out, renamed
+
+
+def mmseg1_to_official(state_dict):
+    """mmseg-1.x MSCAN keys -> official names: ``(state_dict, renamed)``; other keys unchanged."""
+    return _rename(state_dict, _MM1_DWCONV, r"\1.dwconv.\2")
 
 
 _OFFICIAL_DWCONV = re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.dwconv\.(weight|bias)$")
@@ -248,13 +252,7 @@ _OFFICIAL_DWCONV = re.compile(r"^(.*block\d+\.\d+\.mlp\.dwconv)\.dwconv\.(weight
 
 def official_to_mmseg1(state_dict):
     """Official MSCAN keys -> mmseg 1.x's (the inverse of ``mmseg1_to_official``)."""
-    out, renamed = type(state_dict)(), []
-    for k, v in state_dict.items():
-        dst = _OFFICIAL_DWCONV.sub(r"\1.\2", k)
-        if dst != k:
-            renamed.append((k, dst))
-        out[dst] = v
-    return out, renamed
+    return _rename(state_dict, _OFFICIAL_DWCONV, r"\1.\2")
 
 
 MSCAN.checkpoint_rules = CheckpointRules(
