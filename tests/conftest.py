@@ -1,6 +1,10 @@
 """Test setup: jseg first (it sets Jittor's environment before Jittor is imported)."""
 import os
 
+# Training runs of the suite skip the kernel warm-up's scratch process (seconds per new config);
+# tests/engine/test_warmup.py turns it on where it is the subject.
+os.environ.setdefault("JSEG_WARMUP", "0")
+
 import jseg  # noqa: F401
 import jittor as jt
 import pytest

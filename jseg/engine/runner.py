@@ -36,6 +36,7 @@ from .compile_watch import CompileWatch
 from .optim import build_optimizer, load_optimizer_state, optimizer_state
 from .schedule import build_lr_schedule
 from .settings import check_training_config
+from .warmup import warm_up
 
 
 class TrainingStopped(RuntimeError):
@@ -356,6 +357,50 @@ class Runner:
             return contextlib.nullcontext()
         return jt.flag_scope(auto_mixed_precision_level=5)
 
+    def _step(self, batch, local):
+        """One training iteration (forward, loss, backward, optimizer step) at ``self.iter``; its log values."""
+        jt.set_seed(self.seed * 1000003 + self.iter)
+        self.schedule.apply(self.optimizer, self.iter)
+        # stream 0: training; j = position in the global batch
+        with random_streams([(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)]), \
+                self._mixed_precision():
+            img = batch["img"] if self.amp_dtype is None else batch["img"].cast(self.amp_dtype)
+            losses = self.model.forward_train(img, batch["gt_semantic_seg"])
+            loss, log_vars = self.model.parse_losses(losses)
+            if not all(math.isfinite(v) for v in log_vars.values()):
+                raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping "
+                                      f"({self._where_to_go_back()})")
+            if self.scaler is not None:
+                scaled_step(self.optimizer, loss, self.scaler)   # skipped if a gradient overflowed
+                log_vars["loss_scale"] = self.scaler.scale
+            else:
+                self.optimizer.step(loss)
+        # Materialise the whole training state (weights, moments, BN statistics) at every step: Jittor
+        # evaluates lazily, and kernels fused across a step boundary round differently from the same
+        # ops on stored arrays, so without this a resumed run (which starts from stored arrays) would
+        # drift from the uninterrupted one.
+        jt.sync_all()
+        return log_vars
+
+    def compile_kernels(self, iterations=2):
+        """Run what training compiles, and keep nothing: ``iterations`` steps on the first batches and an
+        inference of the first validation image (``jseg.engine.warmup`` calls this in a scratch process)."""
+        self.model.train()
+        batches = self._batches()
+        try:
+            for _ in range(iterations):
+                self._step(next(batches), self.batch // dist.world_size())
+                self.iter += 1
+        finally:
+            batches.close()
+            self.train_set.close()
+        if self.val_set is not None and self.val_set.num_samples():
+            self.model.eval()
+            sample = self.val_set.get_sample(0, np.random.default_rng([self.seed, 0]))
+            gt = self.val_set.get_gt_seg_map(0)
+            self.model.infer_test_sample(sample, gt.shape[:2], sample_key=(self.seed, 1, 0))
+            jt.sync_all()
+
     def train(self, until=None):
         """Train to ``max_iters`` (or stop at iteration ``until``, writing a checkpoint there)."""
         cfg = self.cfg
@@ -373,30 +418,10 @@ class Runner:
         # the first iterations of a new model compile its kernels: say so
         watch = CompileWatch(self.log, self.log.text, enabled=self.log.enabled).__enter__()
         try:
+            warm_up(self, self.log)
             self.log.sinks = tuple(TensorboardSink(d) for d in self.tensorboard_dirs)
             while self.iter < stop:
-                batch = next(batches)
-                jt.set_seed(self.seed * 1000003 + self.iter)
-                self.schedule.apply(self.optimizer, self.iter)
-                # stream 0: training; j = position in the global batch
-                with random_streams([(self.seed, 0, self.iter, dist.rank() * local + j) for j in range(local)]), \
-                        self._mixed_precision():
-                    img = batch["img"] if self.amp_dtype is None else batch["img"].cast(self.amp_dtype)
-                    losses = self.model.forward_train(img, batch["gt_semantic_seg"])
-                    loss, log_vars = self.model.parse_losses(losses)
-                    if not all(math.isfinite(v) for v in log_vars.values()):
-                        raise TrainingStopped(f"non-finite loss at iteration {self.iter + 1}: {log_vars}; stopping "
-                                              f"({self._where_to_go_back()})")
-                    if self.scaler is not None:
-                        scaled_step(self.optimizer, loss, self.scaler)   # skipped if a gradient overflowed
-                        log_vars["loss_scale"] = self.scaler.scale
-                    else:
-                        self.optimizer.step(loss)
-                # Materialise the whole training state (weights, moments, BN statistics) at every step: Jittor
-                # evaluates lazily, and kernels fused across a step boundary round differently from the same
-                # ops on stored arrays, so without this a resumed run (which starts from stored arrays) would
-                # drift from the uninterrupted one.
-                jt.sync_all()
+                log_vars = self._step(next(batches), local)
                 self.iter += 1
                 log_now = self.iter % log_every == 0 or self.iter == self.max_iters
                 if first and not log_now:
