@@ -20,5 +20,9 @@ setup(
         "opencv-python>=4.5,<4.12",     # 4.12+ requires NumPy 2
         "pyyaml",
     ],
-    extras_require={"test": ["pytest", "scipy"]},
+    extras_require={
+        # ONNX export (python -m jseg.tools.export --format onnx); onnx 1.18+ needs NumPy 2
+        "export": ["onnx>=1.14,<1.18"],
+        "test": ["pytest", "scipy", "onnx>=1.14,<1.18", "onnxruntime>=1.16,<1.21"],
+    },
 )

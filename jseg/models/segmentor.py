@@ -78,6 +78,11 @@ class EncoderDecoder(nn.Module):
         out = self.decode_head(self.extract_feat(img))
         return resize(out, img.shape[2:], "bilinear", self.align_corners)
 
+    def onnx(self, g, img):
+        """``encode_decode``: logits at the input size, before softmax."""
+        out = g.call(self.decode_head, g.call(self.backbone, img))
+        return g.resize(out, like=img, align_corners=self.align_corners)
+
     def forward_features(self, img):
         """Eval-style forward returning ``stage1..4``, ``head_logits`` and ``logits`` (for parity checks)."""
         feats = self.extract_feat(img)

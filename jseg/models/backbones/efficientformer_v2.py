@@ -73,6 +73,14 @@ def _bias_idxs(points_q, points_k, step=1):
 class _AttentionBias(nn.Module):
     """Shared parts of the two attentions: the learned bias table and its (legacy) buffers."""
 
+    onnx_fixed_shape = "its attention biases are resized to the input's token counts"
+
+    def _onnx_attention(self, g, q, k, n_q, n_k):
+        """``q k^T * scale + bias`` for (B, h, n_q, kd) queries and (B, h, kd, n_k) keys; the bias is
+        computed now, for this export's shape."""
+        bias = g.const(self._bias(n_q, n_k).numpy(), "attention_bias")
+        return g.op("Add", g.op("Mul", g.op("MatMul", q, k), g.const(self.scale)), bias)
+
     def _init_bias(self, num_heads, num_offsets, idxs, legacy_cols):
         # parameter first, then buffers: the official state-dict order
         self.attention_biases_seg = jt.zeros((num_heads, num_offsets), "float32")
@@ -135,6 +143,25 @@ class Attention4D(_AttentionBias):
             out = resize(out, (2 * H, 2 * W), "bilinear", False)   # nn.Upsample(scale_factor=2, 'bilinear')
         return self.proj(out)
 
+    def onnx(self, g, x):
+        H, W = g.static_shape(self)[2:]
+        if self.stride is not None:
+            x = g.call(self.stride_conv, x)
+            H, W = H // 2, W // 2
+        h, kd = self.num_heads, self.key_dim
+        q = g.transpose(g.reshape(g.call(self.q, x), [0, h, kd, -1]), [0, 1, 3, 2])
+        k = g.reshape(g.call(self.k, x), [0, h, kd, -1])
+        v = g.call(self.v, x)
+        v_local = g.call(self.v_local, v)
+        v = g.transpose(g.reshape(v, [0, h, self.d, -1]), [0, 1, 3, 2])
+        attn = g.call(self.talking_head1, self._onnx_attention(g, q, k, H * W, H * W))
+        attn = g.call(self.talking_head2, g.softmax(attn, axis=-1))
+        out = g.reshape(g.transpose(g.op("MatMul", attn, v), [0, 1, 3, 2]), [0, self.dh, H, W])
+        out = g.op("Add", out, v_local)
+        if self.stride is not None:
+            out = g.resize(out, size=(2 * H, 2 * W))
+        return g.call(self.proj, out)
+
 
 class LGQuery(nn.Module):
     """Local-global query of the downsampling attention: ``proj(dw3x3_s2(x) + x[..., ::2, ::2])``."""
@@ -145,6 +172,10 @@ class LGQuery(nn.Module):
 
     def execute(self, x):
         return self.proj(self.local(x) + x[:, :, ::2, ::2])   # AvgPool2d(1, 2, 0) is a subsampling
+
+    def onnx(self, g, x):
+        every_other = g.op("Slice", x, g.ints([0, 0]), g.ints([2 ** 62, 2 ** 62]), g.ints([2, 3]), g.ints([2, 2]))
+        return g.call(self.proj, g.op("Add", g.call(self.local, x), every_other))
 
 
 class Attention4DDownsample(_AttentionBias):
@@ -182,6 +213,19 @@ class Attention4DDownsample(_AttentionBias):
         out = _matmul4(attn, v).transpose(0, 1, 3, 2).reshape((B, self.dh, H // 2, W // 2)) + v_local
         return self.proj(out)
 
+    def onnx(self, g, x):
+        H, W = g.static_shape(self)[2:]
+        h, kd = self.num_heads, self.key_dim
+        n_q = ((H - 1) // 2 + 1) * ((W - 1) // 2 + 1)          # the stride-2 query grid
+        q = g.transpose(g.reshape(g.call(self.q, x), [0, h, kd, -1]), [0, 1, 3, 2])
+        k = g.reshape(g.call(self.k, x), [0, h, kd, -1])
+        v = g.call(self.v, x)
+        v_local = g.call(self.v_local, v)
+        v = g.transpose(g.reshape(v, [0, h, self.d, -1]), [0, 1, 3, 2])
+        attn = g.softmax(self._onnx_attention(g, q, k, n_q, H * W), axis=-1)
+        out = g.reshape(g.transpose(g.op("MatMul", attn, v), [0, 1, 3, 2]), [0, self.dh, H // 2, W // 2])
+        return g.call(self.proj, g.op("Add", out, v_local))
+
 
 class Mlp(nn.Module):
     """``fc1 -> BN -> GELU -> dw3x3 -> BN -> GELU -> drop -> fc2 -> BN -> drop`` (1x1 convs)."""
@@ -201,6 +245,11 @@ class Mlp(nn.Module):
         x = self.drop(self.act(self.mid_norm(self.mid(x))))
         return self.drop(self.norm2(self.fc2(x)))
 
+    def onnx(self, g, x):
+        for m in (self.fc1, self.norm1, self.act, self.mid, self.mid_norm, self.act, self.fc2, self.norm2):
+            x = g.call(m, x)
+        return x
+
 
 class FFN(nn.Module):
     """``x + drop_path(layer_scale_2 * mlp(x))``."""
@@ -212,6 +261,9 @@ class FFN(nn.Module):
 
     def execute(self, x):
         return x + self.drop_path(self.layer_scale_2 * self.mlp(x))
+
+    def onnx(self, g, x):
+        return g.op("Add", x, g.op("Mul", g.param(self.layer_scale_2), g.call(self.mlp, x)))
 
 
 class AttnFFN(nn.Module):
@@ -228,6 +280,10 @@ class AttnFFN(nn.Module):
     def execute(self, x):
         x = x + self.drop_path(self.layer_scale_1 * self.token_mixer(x))
         return x + self.drop_path(self.layer_scale_2 * self.mlp(x))
+
+    def onnx(self, g, x):
+        x = g.op("Add", x, g.op("Mul", g.param(self.layer_scale_1), g.call(self.token_mixer, x)))
+        return g.op("Add", x, g.op("Mul", g.param(self.layer_scale_2), g.call(self.mlp, x)))
 
 
 class Embedding(nn.Module):
@@ -248,6 +304,11 @@ class Embedding(nn.Module):
         if self.asub:
             return self.attn(x) + self.bn(self.conv(x))
         return self.norm(self.proj(x))
+
+    def onnx(self, g, x):
+        if self.asub:
+            return g.op("Add", g.call(self.attn, x), g.call(self.bn, g.call(self.conv, x)))
+        return g.call(self.norm, g.call(self.proj, x))
 
 
 @MODELS.register()
@@ -333,6 +394,15 @@ class EfficientFormerV2(PretrainedBackbone):
         outs = []
         for idx, block in enumerate(self.network):
             x = block(x)
+            if idx in self.out_indices:
+                outs.append(x)
+        return outs
+
+    def onnx(self, g, x):
+        x = g.call(self.patch_embed, x)
+        outs = []
+        for idx, block in enumerate(self.network):
+            x = g.call(block, x)
             if idx in self.out_indices:
                 outs.append(x)
         return outs

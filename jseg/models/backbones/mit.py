@@ -35,6 +35,16 @@ def _map_to_tokens(x):
     return x.reshape((B, C, H * W)).transpose(0, 2, 1)
 
 
+def _tokens_to_map_onnx(g, x, like, channels):
+    """ONNX: tokens (B, H*W, C) -> (B, C, H, W), with B, H, W read from the map ``like`` at run time."""
+    shape = g.concat_shape(g.shape(like, 0, 1), [channels], g.shape(like, 2, 4))
+    return g.reshape(g.transpose(x, [0, 2, 1]), shape)
+
+
+def _map_to_tokens_onnx(g, x):
+    return g.transpose(g.reshape(x, [0, 0, -1]), [0, 2, 1])
+
+
 class OverlapPatchEmbed(nn.Module):
     """``Conv(k, stride, padding=k//2)`` then LayerNorm (eps 1e-5) over the flattened tokens.
 
@@ -49,6 +59,11 @@ class OverlapPatchEmbed(nn.Module):
         x = self.proj(x)
         H, W = x.shape[2:]
         return self.norm(_map_to_tokens(x)), H, W
+
+    def onnx(self, g, x):
+        """-> (tokens, the map they came from: it carries H, W for the later reshapes)."""
+        x = g.call(self.proj, x)
+        return g.call(self.norm, _map_to_tokens_onnx(g, x)), x
 
 
 class Attention(nn.Module):
@@ -95,6 +110,19 @@ class Attention(nn.Module):
             x = x.reshape((B, h, N, d)).permute(0, 2, 1, 3).reshape((B, N, C))
         return self.proj_drop(self.proj(x))
 
+    def onnx(self, g, x, like):
+        C, h = self.dim, self.num_heads
+        d = C // h
+        q = g.transpose(g.reshape(g.call(self.q, x), [0, 0, h, d]), [0, 2, 1, 3])           # (B, h, N, d)
+        if self.sr_ratio > 1:
+            x = g.call(self.norm, _map_to_tokens_onnx(g, g.call(self.sr, _tokens_to_map_onnx(g, x, like, C))))
+        kv = g.transpose(g.reshape(g.call(self.kv, x), [0, 0, 2, h, d]), [2, 0, 3, 1, 4])  # (2, B, h, M, d)
+        k = g.op("Gather", kv, g.const(0, "index", np.int64), axis=0)
+        v = g.op("Gather", kv, g.const(1, "index", np.int64), axis=0)
+        attn = g.softmax(g.op("Mul", g.matmul(q, k, trans_b=True, rank=4), g.const(self.scale)), axis=-1)
+        out = g.reshape(g.transpose(g.matmul(attn, v), [0, 2, 1, 3]), [0, 0, C])
+        return g.call(self.proj, out)
+
 
 class DWConv(nn.Module):
     """3x3 depth-wise conv on tokens (key ``mlp.dwconv.dwconv.weight``)."""
@@ -104,6 +132,9 @@ class DWConv(nn.Module):
 
     def execute(self, x, H, W):
         return _map_to_tokens(self.dwconv(_tokens_to_map(x, H, W)))
+
+    def onnx(self, g, x, like):
+        return _map_to_tokens_onnx(g, g.call(self.dwconv, _tokens_to_map_onnx(g, x, like, self.dwconv.in_channels)))
 
 
 class Mlp(nn.Module):
@@ -120,6 +151,9 @@ class Mlp(nn.Module):
         x = self.drop(self.act(self.dwconv(self.fc1(x), H, W)))
         return self.drop(self.fc2(x))
 
+    def onnx(self, g, x, like):
+        return g.call(self.fc2, g.call(self.act, g.call(self.dwconv, g.call(self.fc1, x), like)))
+
 
 class Block(nn.Module):
     """``x = x + drop_path(attn(norm1(x)))``; ``x = x + drop_path(mlp(norm2(x)))`` (norms eps 1e-6)."""
@@ -135,6 +169,10 @@ class Block(nn.Module):
     def execute(self, x, H, W):
         x = x + self.drop_path(self.attn(self.norm1(x), H, W))
         return x + self.drop_path(self.mlp(self.norm2(x), H, W))
+
+    def onnx(self, g, x, like):
+        x = g.op("Add", x, g.call(self.attn, g.call(self.norm1, x), like))
+        return g.op("Add", x, g.call(self.mlp, g.call(self.norm2, x), like))
 
 
 @MODELS.register()
@@ -197,6 +235,16 @@ class MixVisionTransformer(PretrainedBackbone):
             for blk in getattr(self, f"block{i + 1}"):
                 x = blk(x, H, W)
             x = _tokens_to_map(getattr(self, f"norm{i + 1}")(x), H, W)
+            outs.append(x)
+        return outs
+
+    def onnx(self, g, x):
+        outs = []
+        for i in range(self.num_stages):
+            x, like = g.call(getattr(self, f"patch_embed{i + 1}"), x)
+            for blk in getattr(self, f"block{i + 1}"):
+                x = g.call(blk, x, like)
+            x = _tokens_to_map_onnx(g, g.call(getattr(self, f"norm{i + 1}"), x), like, self.embed_dims[i])
             outs.append(x)
         return outs
 

@@ -41,6 +41,9 @@ class StemConv(nn.Module):
     def execute(self, x):
         return self.proj(x)
 
+    def onnx(self, g, x):
+        return g.call(self.proj, x)
+
 
 class OverlapPatchEmbed(nn.Module):
     """Stages 2-4 patch embedding: 3x3 stride-2 conv (padding ``patch_size // 2``) then BN."""
@@ -51,6 +54,9 @@ class OverlapPatchEmbed(nn.Module):
 
     def execute(self, x):
         return self.norm(self.proj(x))
+
+    def onnx(self, g, x):
+        return g.call(self.norm, g.call(self.proj, x))
 
 
 class AttentionModule(nn.Module):
@@ -78,6 +84,14 @@ class AttentionModule(nn.Module):
         attn = self.conv3(attn + attn_0 + attn_1 + attn_2)
         return attn * x
 
+    def onnx(self, g, x):
+        attn = g.call(self.conv0, x)
+        branches = [g.call(second, g.call(first, attn)) for first, second in
+                    ((self.conv0_1, self.conv0_2), (self.conv1_1, self.conv1_2), (self.conv2_1, self.conv2_2))]
+        for b in branches:
+            attn = g.op("Add", attn, b)
+        return g.op("Mul", g.call(self.conv3, attn), x)
+
 
 class SpatialAttention(nn.Module):
     """``proj_1 -> GELU -> MSCA -> proj_2``, plus a shortcut from its (already normalised) input."""
@@ -93,6 +107,12 @@ class SpatialAttention(nn.Module):
         x = self.proj_2(self.spatial_gating_unit(self.activation(self.proj_1(x))))
         return x + shortcut
 
+    def onnx(self, g, x):
+        y = g.call(self.proj_1, x)
+        for m in (self.activation, self.spatial_gating_unit, self.proj_2):
+            y = g.call(m, y)
+        return g.op("Add", y, x)
+
 
 class DWConv(nn.Module):
     """3x3 depth-wise conv; a wrapper only so the key reads ``mlp.dwconv.dwconv.weight`` as officially."""
@@ -102,6 +122,9 @@ class DWConv(nn.Module):
 
     def execute(self, x):
         return self.dwconv(x)
+
+    def onnx(self, g, x):
+        return g.call(self.dwconv, x)
 
 
 class Mlp(nn.Module):
@@ -117,6 +140,11 @@ class Mlp(nn.Module):
     def execute(self, x):
         x = self.drop(self.act(self.dwconv(self.fc1(x))))
         return self.drop(self.fc2(x))
+
+    def onnx(self, g, x):
+        for m in (self.fc1, self.dwconv, self.act, self.drop, self.fc2, self.drop):
+            x = g.call(m, x)
+        return x
 
 
 class Block(nn.Module):
@@ -142,6 +170,13 @@ class Block(nn.Module):
         ls2 = self.layer_scale_2.reshape((1, -1, 1, 1))
         x = x + self.drop_path(ls1 * self.attn(self.norm1(x)))
         x = x + self.drop_path(ls2 * self.mlp(self.norm2(x)))
+        return x
+
+    def onnx(self, g, x):
+        for scale, norm, branch in ((self.layer_scale_1, self.norm1, self.attn),
+                                    (self.layer_scale_2, self.norm2, self.mlp)):
+            y = g.op("Mul", g.reshape(g.param(scale), [1, -1, 1, 1]), g.call(branch, g.call(norm, x)))
+            x = g.op("Add", x, g.call(self.drop_path, y))
         return x
 
 
@@ -205,6 +240,16 @@ class MSCAN(PretrainedBackbone):
             for blk in getattr(self, f"block{i + 1}"):
                 x = blk(x)
             x = getattr(self, f"norm{i + 1}")(x)
+            outs.append(x)
+        return outs
+
+    def onnx(self, g, x):
+        outs = []
+        for i in range(self.num_stages):
+            x = g.call(getattr(self, f"patch_embed{i + 1}"), x)
+            for blk in getattr(self, f"block{i + 1}"):
+                x = g.call(blk, x)
+            x = g.call(getattr(self, f"norm{i + 1}"), x)
             outs.append(x)
         return outs
 

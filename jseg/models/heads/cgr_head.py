@@ -13,8 +13,8 @@ from jittor import nn
 
 from ...checkpoint import CheckpointRules
 from ...registry import MODELS
-from ..layers.norm import norm_macs
-from ..layers import (GELU, ConvModule, DropPath, Dropout, adaptive_avg_pool2d, bmm,
+from ..layers.norm import affine_onnx, norm_macs
+from ..layers import (GELU, ConvModule, DropPath, Dropout, adaptive_avg_pool2d, adaptive_avg_pool2d_onnx, bmm,
                       build_norm_layer, centered_variance, conv2d, no_own_macs, numel, resize, softmax)
 from .decode_head import BaseDecodeHead
 
@@ -45,6 +45,10 @@ class RCA(nn.Module):
         gather = x.mean(dim=3, keepdims=True) + x.mean(dim=2, keepdims=True)   # AdaptiveAvgPool (None,1) + (1,None)
         return self.excite(gather) * loc
 
+    def onnx(self, g, x):
+        gather = g.op("Add", g.mean(x, [3]), g.mean(x, [2]))
+        return g.op("Mul", g.call(self.excite, gather), g.call(self.dwconv_hw, x))
+
 
 class ConvMlp(nn.Module):
     """1x1 conv -> GELU -> drop -> 1x1 conv (no norm)."""
@@ -57,6 +61,9 @@ class ConvMlp(nn.Module):
 
     def execute(self, x):
         return self.fc2(self.drop(self.act(self.fc1(x))))
+
+    def onnx(self, g, x):
+        return g.call(self.fc2, g.call(self.act, g.call(self.fc1, x)))
 
 
 class RCM(nn.Module):
@@ -75,6 +82,10 @@ class RCM(nn.Module):
         y = self.mlp(self.norm(self.token_mixer(x)))
         return x + self.drop_path(y * self.gamma.reshape((1, -1, 1, 1)))
 
+    def onnx(self, g, x):
+        y = g.call(self.mlp, g.call(self.norm, g.call(self.token_mixer, x)))
+        return g.op("Add", x, g.op("Mul", y, g.reshape(g.param(self.gamma), [1, -1, 1, 1])))
+
 
 class NextLayer(nn.Module):
     """A stack of RCMs (key ``trans.transformer_blocks.{i}``)."""
@@ -89,6 +100,11 @@ class NextLayer(nn.Module):
             x = blk(x)
         return x
 
+    def onnx(self, g, x):
+        for blk in self.transformer_blocks:
+            x = g.call(blk, x)
+        return x
+
 
 def pyramid_pool_agg(inputs, stride=2):
     """Every map adaptive-average-pooled to ``((H-1)//stride+1, (W-1)//stride+1)`` of the last one, concatenated."""
@@ -99,6 +115,10 @@ def pyramid_pool_agg(inputs, stride=2):
 
 def h_sigmoid(x):
     return jt.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def h_sigmoid_onnx(g, x):
+    return g.op("Div", g.op("Clip", g.op("Add", x, g.const(3.0)), g.const(0.0), g.const(6.0)), g.const(6.0))
 
 
 class FuseBlockMulti(nn.Module):
@@ -112,6 +132,10 @@ class FuseBlockMulti(nn.Module):
         sig = resize(h_sigmoid(self.fuse2(x_h)), x_l.shape[2:], "bilinear", False)
         return self.fuse1(x_l) * sig
 
+    def onnx(self, g, x_l, x_h):
+        sig = g.resize(h_sigmoid_onnx(g, g.call(self.fuse2, x_h)), like=x_l)
+        return g.op("Mul", g.call(self.fuse1, x_l), sig)
+
 
 def spatial_gather(feats, probs, scale=1.0):
     """OCR-style class centres: ``softmax_over_pixels(probs) @ feats^T`` -> (B, C, K, 1)."""
@@ -120,6 +144,13 @@ def spatial_gather(feats, probs, scale=1.0):
     p = softmax(scale * probs.reshape((B, K, H * W)), dim=2)
     ctx = bmm(p, feats.reshape((B, C, H * W)), trans_b=True)               # (B, K, C)
     return ctx.transpose(0, 2, 1).reshape((B, C, K, 1))
+
+
+def spatial_gather_onnx(g, feats, probs, scale=1.0):
+    flat = g.reshape(probs, [0, 0, -1])
+    p = g.softmax(flat if scale == 1.0 else g.op("Mul", flat, g.const(scale)), axis=2)
+    ctx = g.matmul(p, g.reshape(feats, [0, 0, -1]), trans_b=True)                 # (B, K, C)
+    return g.reshape(g.transpose(ctx, [0, 2, 1]), [0, 0, -1, 1])
 
 
 class DPGHead(nn.Module):
@@ -140,6 +171,11 @@ class DPGHead(nn.Module):
         ctx = bmm(y.reshape((B, C, K)), mask, trans_b=True).reshape((B, C, 1, 1))
         return x * jt.sigmoid(self.channel_mul_conv(ctx))
 
+    def onnx(self, g, x, y):
+        mask = g.softmax(g.reshape(g.call(self.conv_mask, y), [0, 1, -1]), axis=2)   # (B, 1, K)
+        ctx = g.reshape(g.matmul(g.reshape(y, [0, 0, -1]), mask, trans_b=True), [0, 0, 1, 1])
+        return g.op("Mul", x, g.op("Sigmoid", g.call(self.channel_mul_conv, ctx)))
+
 
 class ChannelLayerNorm(nn.Module):
     """``nn.LayerNorm([C, 1, 1])`` on (B, C, 1, 1): normalise over C; weight/bias of shape (C, 1, 1)."""
@@ -152,6 +188,9 @@ class ChannelLayerNorm(nn.Module):
     def execute(self, x):
         _, centered, var = centered_variance(x, [1, 2, 3])
         return centered / jt.sqrt(var + self.eps) * self.weight + self.bias
+
+    def onnx(self, g, x):
+        return affine_onnx(g, g.normalize(x, [1, 2, 3], self.eps), self.weight, self.bias)
 
 
 @MODELS.register()
@@ -210,6 +249,27 @@ class CGRSeg(BaseDecodeHead):
         prev = self.cls_seg(self.linear_fuse(x))
         context = spatial_gather(x, prev)
         return self.cls_seg(self.lgc(x, context) + x)
+
+    onnx_fixed_shape = "its pyramid pooling sizes follow the input size"
+
+    def onnx(self, g, inputs):
+        xx = self._transform_inputs(inputs)
+        shapes = self._transform_inputs(g.static_shape(self))
+        H, W = shapes[-1][2:]
+        size = ((H - 1) // 2 + 1, (W - 1) // 2 + 1)
+        pooled = [adaptive_avg_pool2d_onnx(g, x, s[2:], size) for x, s in zip(xx, shapes)]
+        out = g.call(self.trans, g.op("Concat", *pooled, axis=1))
+        f_cat = g.op("Split", out, g.ints(self.in_channels), axis=1, outputs=len(self.in_channels))
+        results = []
+        for i in range(len(xx) - 1, -1, -1):
+            local = xx[i]
+            if i != len(xx) - 1:
+                local = g.op("Add", local, g.call(self.conv[i], g.resize(results[-1], like=xx[i])))
+            results.append(g.call(self.SIM[i], g.call(self.meta[i], local), f_cat[i]))
+        x = results[-1]
+        prev = self.cls_seg_onnx(g, g.call(self.linear_fuse, x))
+        context = spatial_gather_onnx(g, x, prev)
+        return self.cls_seg_onnx(g, g.op("Add", g.call(self.lgc, x, context), x))
 
 
 # ----------------------------------------------------------------------------- operation counts (jseg.analysis)

@@ -69,6 +69,9 @@ class BaseDecodeHead(nn.Module):
             feat = self.dropout(feat)
         return self.conv_seg(feat)
 
+    def cls_seg_onnx(self, g, feat):
+        return g.call(self.conv_seg, feat)   # Dropout2d: the identity at inference
+
     def losses(self, seg_logit, seg_label):
         """``{'loss_ce', 'acc_seg'}`` on logits upsampled to the label size.  ``seg_label``: (B, H, W) ints."""
         if seg_label.ndim == 4:

@@ -164,6 +164,41 @@ class NMF2D(nn.Module):
         x = bmm(bases, coef, trans_b=True)
         return x.reshape((B, C, H, W))
 
+    def onnx(self, g, x, channels):
+        """The inference forward (``eval_steps`` updates) of a ``channels``-wide map.  The bases are the
+        graph input ``nmf_bases``
+        (B*S, D, R), or with ``g.random_mode = seed`` constants: ``np.random.default_rng(seed)``'s draw for
+        one image (what ``NMF2D(seed=seed)`` uses for a batch of one), the same for every image."""
+        S, R = self.S, self.R
+        D = channels // S
+        flat = g.reshape(g.reshape(x, [0, 0, -1]), [-1, D, 0])                       # (B*S, D, N)
+        if g.random_mode is None:
+            bases = g.input(self.random_stream, [g.batch * S if isinstance(g.batch, int) else f"{g.batch}*{S}", D, R])
+        else:
+            one = self.from_raw_draws(np.random.default_rng(g.random_mode).random((S, D, R), dtype=np.float32))
+            batch = g.shape(x, 0, 1)
+            tiled = g.op("Expand", g.const(one[None], self.random_stream),
+                         g.concat_shape(batch, [S, D, R]))
+            bases = g.reshape(tiled, [-1, D, R])
+
+        def xt_bases(b):
+            return g.matmul(flat, b, trans_a=True)                                   # (B*S, N, R)
+
+        def update_coef(b, coef):
+            den = g.matmul(coef, g.matmul(b, b, trans_a=True))
+            return g.op("Div", g.op("Mul", coef, xt_bases(b)), g.op("Add", den, g.const(1e-6)))
+
+        def update_bases(b, coef):
+            den = g.matmul(b, g.matmul(coef, coef, trans_a=True))
+            return g.op("Div", g.op("Mul", b, g.matmul(flat, coef)), g.op("Add", den, g.const(1e-6)))
+
+        coef = g.softmax(xt_bases(bases), axis=-1)                                   # inv_t = 1
+        for _ in range(self.eval_steps):
+            coef = update_coef(bases, coef)
+            bases = update_bases(bases, coef)
+        coef = update_coef(bases, coef)
+        return g.reshape(g.matmul(bases, coef, trans_b=True), g.shape(x))
+
 
 class Hamburger(nn.Module):
     """``relu(x + ham_out(NMF2D(relu(ham_in(x)))))``; ham_in has a bias, ham_out has GN and no bias."""
@@ -178,6 +213,11 @@ class Hamburger(nn.Module):
         enjoy = self.ham(enjoy)
         enjoy = self.ham_out(enjoy)
         return nn.relu(x + enjoy)
+
+    def onnx(self, g, x):
+        enjoy = g.call(self.ham, g.op("Relu", g.call(self.ham_in, x)), self.ham_in.conv.out_channels)
+        enjoy = g.call(self.ham_out, enjoy)
+        return g.op("Relu", g.op("Add", x, enjoy))
 
 
 @MODELS.register()
@@ -205,6 +245,15 @@ class LightHamHead(BaseDecodeHead):
         x = self.hamburger(x)
         out = self.align(x)
         return self.cls_seg(out)
+
+    def onnx(self, g, inputs):
+        inputs = self._transform_inputs(inputs)
+        levels = [inputs[0]] + [g.resize(level, like=inputs[0], align_corners=self.align_corners)
+                                for level in inputs[1:]]
+        x = g.op("Concat", *levels, axis=1)
+        for m in (self.squeeze, self.hamburger, self.align):
+            x = g.call(m, x)
+        return self.cls_seg_onnx(g, x)
 
 
 # ----------------------------------------------------------------------------- operation counts (jseg.analysis)

@@ -29,6 +29,9 @@ class MLP(nn.Module):
         B, C, H, W = x.shape
         return self.proj(x.reshape((B, C, H * W)).transpose(0, 2, 1))
 
+    def onnx(self, g, x):
+        return g.call(self.proj, g.transpose(g.reshape(x, [0, 0, -1]), [0, 2, 1]))
+
 
 @MODELS.register()
 class SegFormerHead(BaseDecodeHead):
@@ -67,6 +70,15 @@ class SegFormerHead(BaseDecodeHead):
         if self.dropout is not None:
             x = self.dropout(x)
         return self.linear_pred(x)
+
+    def onnx(self, g, inputs):
+        c1, c2, c3, c4 = self._transform_inputs(inputs)
+        maps = []
+        for c, mlp in ((c4, self.linear_c4), (c3, self.linear_c3), (c2, self.linear_c2), (c1, self.linear_c1)):
+            shape = g.concat_shape(g.shape(c, 0, 1), [self.embed_dim], g.shape(c, 2, 4))
+            m = g.reshape(g.transpose(g.call(mlp, c), [0, 2, 1]), shape)
+            maps.append(m if c is c1 else g.resize(m, like=c1, align_corners=self.align_corners))
+        return g.call(self.linear_pred, g.call(self.linear_fuse, g.op("Concat", *maps, axis=1)))
 
 
 # ----------------------------------------------------------------------------- operation counts (jseg.analysis)

@@ -18,11 +18,12 @@ from .dropout import DropPath, Dropout, Dropout2d
 from .init import constant_init_, fan_out_normal_init_, normal_init_
 from .matmul import Linear, bmm, bmm_nt
 from .norm import BatchNorm2d, GroupNorm, LayerNorm, build_norm_layer, centered_variance
-from .resize import adaptive_avg_pool2d, bicubic_resize, resize
+from .resize import adaptive_avg_pool2d, adaptive_avg_pool2d_onnx, bicubic_resize, resize
 from .counting import no_own_macs, numel
 from .precision import float32_region, to_float32
 
 __all__ = ["GELU", "ReLU", "build_activation", "softmax", "ConvModule", "conv2d", "DropPath", "Dropout", "Dropout2d",
            "constant_init_", "fan_out_normal_init_", "normal_init_", "Linear", "bmm", "bmm_nt", "BatchNorm2d", "GroupNorm",
-           "LayerNorm", "build_norm_layer", "centered_variance", "adaptive_avg_pool2d", "bicubic_resize", "resize",
+           "LayerNorm", "build_norm_layer", "centered_variance", "adaptive_avg_pool2d", "adaptive_avg_pool2d_onnx",
+           "bicubic_resize", "resize",
            "no_own_macs", "numel", "float32_region", "to_float32"]

@@ -26,12 +26,19 @@ class GELU(nn.Module):
     def execute(self, x):
         return 0.5 * x * (1.0 + jt.erf(x * (1.0 / math.sqrt(2.0))))
 
+    def onnx(self, g, x):
+        erf = g.op("Erf", g.op("Mul", x, g.const(1.0 / math.sqrt(2.0))))
+        return g.op("Mul", g.op("Mul", x, g.const(0.5)), g.op("Add", erf, g.const(1.0)))
+
     count_macs = no_own_macs   # neither torchprofile nor mmcv counts GELU
 
 
 class ReLU(nn.Module):
     def execute(self, x):
         return jt.nn.relu(x)
+
+    def onnx(self, g, x):
+        return g.op("Relu", x)
 
     def count_macs(self, convention, inputs, out):
         return 0 if convention == "torchprofile" else numel(out)   # mmcv counts one per output

@@ -19,6 +19,14 @@ def conv_macs(self, convention, inputs, out):
     return macs
 
 
+def conv_onnx(self, g, x):
+    """``nn.Conv2d`` (and the depth-wise one) as ONNX ``Conv``: the same padding on both sides."""
+    ph, pw = self.padding
+    args = [x, g.param(self.weight)] + ([g.param(self.bias)] if self.bias is not None else [])
+    return g.op("Conv", *args, kernel_shape=list(self.weight.shape[2:]), strides=list(self.stride),
+                pads=[ph, pw, ph, pw], dilations=list(self.dilation), group=self.groups)
+
+
 class DepthwiseConv2d(nn.Conv2d):
     """``nn.Conv2d`` with ``groups == in_channels == out_channels`` (same parameters and keys); float32
     on the CPU runs ``kernels.depthwise_conv2d_cpu`` (about 2x faster, forward and backward, than oneDNN through Jittor, which
@@ -30,6 +38,7 @@ class DepthwiseConv2d(nn.Conv2d):
         return depthwise_conv2d_cpu(x, self.weight, self.bias, self.stride, self.padding)
 
     count_macs = conv_macs
+    onnx = conv_onnx
 
 
 def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
@@ -70,5 +79,11 @@ class ConvModule(nn.Module):
         if self.activate is not None:
             x = self.activate(x)
         return x
+
+    def onnx(self, g, x):
+        x = g.call(self.conv, x)
+        if self.norm_name is not None:
+            x = g.call(getattr(self, self.norm_name), x)
+        return g.call(self.activate, x) if self.activate is not None else x
 
     count_macs = no_own_macs   # conv, norm and activation count themselves

@@ -19,6 +19,9 @@ class DropPath(nn.Module):
         mask = jt.floor(keep + jt.rand(shape, dtype=x.dtype))
         return x / keep * mask
 
+    def onnx(self, g, x):
+        return x   # inference: the identity
+
     count_macs = no_own_macs
 
 
@@ -35,6 +38,9 @@ class Dropout(nn.Module):
         keep = 1.0 - self.p
         shape = (x.shape[0], x.shape[1]) + (1,) * (x.ndim - 2) if self.channelwise else x.shape
         return x * (jt.rand(shape, dtype=x.dtype) < keep).cast(x.dtype) / keep
+
+    def onnx(self, g, x):
+        return x   # inference: the identity
 
     count_macs = no_own_macs
 

@@ -72,6 +72,11 @@ class Linear(nn.Module):
             y = y + self.bias
         return y.reshape((*lead, self.out_features))
 
+    def onnx(self, g, x):
+        """``MatMul`` by the transposed weight (a constant) on tokens of any rank, then the bias."""
+        y = g.op("MatMul", x, g.const(self.weight.numpy().T, "weight_t"))
+        return g.op("Add", y, g.param(self.bias)) if self.bias is not None else y
+
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 

@@ -33,6 +33,14 @@ def channel_view(v, ndim, axis=1):
     return v.reshape(shape)
 
 
+def affine_onnx(g, x, weight, bias, shape=None):
+    """``x * weight + bias`` in an ONNX graph, the parameters reshaped to ``shape`` to broadcast."""
+    w, b = g.param(weight), g.param(bias)
+    if shape is not None:
+        w, b = g.reshape(w, shape), g.reshape(b, shape)
+    return g.op("Add", g.op("Mul", x, w), b)
+
+
 def norm_macs(self, convention, inputs, out):
     """torchprofile: one per output when affine; mmcv: ``numel(in)``, doubled when affine, and nothing for
     SyncBN (``nn.SyncBatchNorm`` is not in mmcv's counter mapping) unless the official model was still a
@@ -97,6 +105,11 @@ class BatchNorm2d(nn.Module):
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, sync={self.sync}"
 
+    def onnx(self, g, x):
+        """Inference (running statistics): ONNX ``BatchNormalization``."""
+        return g.op("BatchNormalization", x, g.param(self.weight), g.param(self.bias), g.param(self.running_mean),
+                    g.param(self.running_var), epsilon=float(self.eps))
+
     count_macs = norm_macs
     BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -117,6 +130,14 @@ class LayerNorm(nn.Module):
         w = channel_view(self.weight, x.ndim, axis)
         b = channel_view(self.bias, x.ndim, axis)
         return centered / jt.sqrt(var + self.eps) * w + b
+
+    def onnx(self, g, x):
+        """Over the last axis (tokens) or axis 1 of an NCHW map."""
+        if self.axis == -1:
+            return affine_onnx(g, g.normalize(x, [-1], self.eps), self.weight, self.bias)
+        if self.axis != 1:
+            raise NotImplementedError("LayerNorm.onnx: axis -1 or 1 (NCHW)")
+        return affine_onnx(g, g.normalize(x, [1], self.eps), self.weight, self.bias, [1, -1, 1, 1])
 
     count_macs = norm_macs
 
@@ -141,6 +162,12 @@ class GroupNorm(nn.Module):
         _, centered, var = centered_variance(x.reshape((shape[0], self.num_groups, -1)), [2])
         out = (centered / jt.sqrt(var + self.eps)).reshape(shape)
         return out * channel_view(self.weight, x.ndim) + channel_view(self.bias, x.ndim)
+
+    def onnx(self, g, x):
+        """NCHW: statistics over (C/G, H, W) of each group, then the per-channel affine."""
+        grouped = g.reshape(x, [0, self.num_groups, -1])
+        out = g.reshape(g.normalize(grouped, [2], self.eps), g.shape(x))
+        return affine_onnx(g, out, self.weight, self.bias, [1, -1, 1, 1])
 
     count_macs = norm_macs
 

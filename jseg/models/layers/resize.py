@@ -95,3 +95,11 @@ def adaptive_avg_pool2d(x, size):
     if Ho == 1 and Wo == W:
         return x.mean(dim=2, keepdims=True)
     return _separable(x, _adaptive_avg_matrix(H, Ho), _adaptive_avg_matrix(W, Wo))
+
+
+def adaptive_avg_pool2d_onnx(g, x, in_size, size):
+    """ONNX of ``adaptive_avg_pool2d`` for an input of spatial size ``in_size`` (a fixed-shape export):
+    the same (out, in) matrices, ``rows @ x @ cols^T``."""
+    (H, W), (Ho, Wo) = in_size, size
+    y = g.op("MatMul", x, g.const(np.ascontiguousarray(_adaptive_avg_matrix(W, Wo).T), "pool_cols"))
+    return g.op("MatMul", g.const(_adaptive_avg_matrix(H, Ho), "pool_rows"), y)
