@@ -21,7 +21,8 @@ README "What ``import jseg`` does" lists each rule and why.
   it at the base interpreter's (``sys.base_prefix``).
 * ``use_parallel_op_compiler=0``: Jittor's parallel kernel compiler segfaulted
   intermittently here (threads C1..C5, also in fresh processes); kernels are
-  compiled one by one instead (only the first run of a new shape is slower).
+  compiled one by one instead.  Training compiles them ahead with the parallel compiler in a
+  scratch process, where a crash costs only time (``jseg/engine/warmup.py``).
 * oneDNN: Jittor downloads its own oneDNN at import (fails offline).  If Debian's
   ``libdnnl-dev`` is installed we expose it where Jittor would have unpacked the
   download; if no oneDNN can be found we set ``use_mkl=0`` and say once that CPU

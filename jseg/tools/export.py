@@ -116,6 +116,11 @@ def _main(argv):
     if a.format == "onnx":
         if a.layout != "official":
             raise UsageError("--layout is for --format pth")
+        try:
+            import onnx  # noqa: F401  (an optional extra: checked before the model is built)
+        except ImportError:
+            raise UsageError("--format onnx needs the onnx package: pip install 'jseg[export]' (or "
+                             "pip install 'onnx<1.18' 'numpy<2')") from None
         if min(a.shape) < 1 or a.batch < 1:
             raise UsageError(f"--shape {a.shape[0]} {a.shape[1]} --batch {a.batch}: sizes must be positive")
         report, notes, n = export_onnx(a.config, a.checkpoint, out, tuple(a.shape), a.batch, a.opset, a.dynamic,

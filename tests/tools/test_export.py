@@ -3,6 +3,7 @@ PyTorch files with exactly the official tensors, dtypes and key order (read with
 jseg/export/torch_zip.py's reader, and by torch when an interpreter with it is at hand)."""
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from collections import OrderedDict
@@ -12,8 +13,8 @@ import pytest
 
 from jseg.export import torch_zip
 from jseg.tools import export
-from tests.helpers import (CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH, MICRO_CONFIG, MICRO_PTH, SEGFORMER_TINY_CONFIG,
-                           SEGFORMER_TINY_PTH)
+from tests.helpers import (CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH, MICRO_CONFIG, MICRO_PTH, ROOT,
+                           SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH)
 
 CASES = {"segnext": (MICRO_CONFIG, MICRO_PTH), "segformer": (SEGFORMER_TINY_CONFIG, SEGFORMER_TINY_PTH),
          "cgrseg": (CGRSEG_TINY_CONFIG, CGRSEG_TINY_PTH)}
@@ -87,8 +88,6 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     out.write_bytes(b"someone's file")
     assert export.main([MICRO_CONFIG, MICRO_PTH, "--format", "pth", "--out", str(out)]) == 2
     assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == b"someone's file"
-    assert export.main([MICRO_CONFIG, MICRO_PTH, "--format", "onnx"]) == 2
-    assert "ONNX export is not available yet" in capsys.readouterr().err
     assert export.main([SEGFORMER_TINY_CONFIG, MICRO_PTH, "--format", "pth", "--out", str(tmp_path / "w.pth")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--no-strict" in err and not (tmp_path / "w.pth").exists()
@@ -153,3 +152,36 @@ def test_mmseg1_builds_and_loads_the_mmseg1_export_strictly(tmp_path):
     if "No module named 'mmseg'" in r.stderr:
         pytest.skip("that interpreter has no mmseg")
     assert r.returncode == 0 and "MMSEG1_STRICT_OK 246" in r.stdout, r.stdout + r.stderr[-3000:]
+
+
+def test_onnx_cli_writes_a_checked_graph_and_says_when_the_shape_stays_fixed(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx", reason="test dependency: scripts/run_tests.sh installs onnx")
+    ckpt = tmp_path / "cgrseg.pth"
+    shutil.copy(CGRSEG_TINY_PTH, ckpt)
+    assert export.main([CGRSEG_TINY_CONFIG, str(ckpt), "--format", "onnx", "--shape", "128", "160",
+                        "--dynamic"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --dynamic: exported at the fixed shape 1x3x128x160" in out
+    model = onnx.load(str(tmp_path / "cgrseg.onnx"))   # the default name: the checkpoint's, with .onnx
+    onnx.checker.check_model(model)
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert model.graph.input[0].name == "input" and dims == [1, 3, 128, 160]
+    assert [o.name for o in model.graph.output] == ["logits"]
+    assert sorted(os.listdir(tmp_path)) == ["cgrseg.onnx", "cgrseg.pth"]   # no temporary file left
+    assert export.main([CGRSEG_TINY_CONFIG, str(ckpt), "--format", "onnx"]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert export.main([MICRO_CONFIG, MICRO_PTH, "--format", "onnx", "--layout", "mmseg1",
+                        "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "--layout is for --format pth" in capsys.readouterr().err
+
+
+def test_onnx_without_the_onnx_package_is_one_line(tmp_path):
+    fake = tmp_path / "site" / "onnx"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named onnx')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]))
+    r = subprocess.run([sys.executable, "-m", "jseg.tools.export", MICRO_CONFIG, MICRO_PTH, "--format", "onnx",
+                        "--out", str(tmp_path / "m.onnx")], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "pip install 'jseg[export]'" in r.stderr
+    assert not (tmp_path / "m.onnx").exists()
