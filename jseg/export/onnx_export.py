@@ -10,7 +10,7 @@ and ``notes`` says so.
 """
 import jittor as jt
 
-from .onnx_graph import ExportError, OnnxGraph
+from .onnx_graph import OnnxGraph
 
 
 def fixed_shape_reasons(model):

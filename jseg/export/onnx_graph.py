@@ -13,7 +13,6 @@ Shapes are not tracked here: a reshape that needs a runtime size reads it from t
 Parameters become initializers named by their state-dict keys.
 """
 import numpy as np
-import jittor as jt
 from jittor import nn
 
 from ..errors import UserError
@@ -42,14 +41,15 @@ class OnnxGraph:
             raise ExportError(f"--opset {opset}: jseg writes opsets {OPSETS.start}-{OPSETS.stop - 1}")
         self.opset = opset
         self.nodes, self.initializers, self.inputs, self.outputs = [], [], [], []
-        self.value_info = []
+        self.output_shapes = {}   # output name -> its shape (ints and symbolic names)
+        self.batch = 1            # the batch dim of the inputs: an int, or a symbolic name ('N')
+        self.random_mode = None   # random streams: None = graph inputs, an int = constants drawn from that seed
+        self.static_shapes = {}   # id(module) -> its input shapes, for fixed-shape exports (onnx_export.input_shapes)
         self._used = set()
         self._param_names = {id(v): k for k, v in model.state_dict().items()}
         self._module_names = {id(m): n for n, m in model.named_modules()}
         self._consts = {}
         self._scope = []
-        self.random_inputs = {}   # random stream name -> (graph input name, callable drawing a constant) or None
-        self.notes = []
 
     # ------------------------------------------------------------------ names
     def fresh(self, hint):
@@ -83,8 +83,6 @@ class OnnxGraph:
         finally:
             if name:
                 self._scope.pop()
-
-    static_shapes = {}   # id(module) -> its input shapes, for exports at a fixed shape (onnx_export.input_shapes)
 
     def static_shape(self, module, i=0):
         """Shape of ``module``'s input ``i`` in this fixed-shape export."""
@@ -121,6 +119,9 @@ class OnnxGraph:
         self.initializers.append((name, array))
 
     def input(self, name, shape, dtype=np.float32):
+        """A graph input; ``shape``: ints and symbolic names."""
+        if name in self._used:
+            raise ExportError(f"cannot export to ONNX: two graph inputs would be named {name!r}")
         self._used.add(name)
         self.inputs.append((name, shape, dtype))
         return name
@@ -130,18 +131,6 @@ class OnnxGraph:
         self._used.add(name)
         self.outputs.append((name, None))
         return name
-
-    def random_input(self, stream, shape, draw):
-        """The tensor of a random stream (the Ham head's bases): a graph input named ``stream`` with
-        ``shape`` (symbolic dims as strings), or ``draw()`` as a constant when the export fixes it."""
-        mode = self.random_mode
-        if mode is None:
-            if stream not in self.random_inputs:
-                self.random_inputs[stream] = self.input(stream, shape)
-            return self.random_inputs[stream]
-        return self.const(draw(mode), stream)
-
-    random_mode = None   # None: random streams are graph inputs; an int seed: constants drawn from it
 
     # ------------------------------------------------------------------ nodes
     def op(self, op_type, *inputs, outputs=1, **attrs):
@@ -200,7 +189,6 @@ class OnnxGraph:
     def to_model(self, producer="jseg"):
         """The ``onnx.ModelProto`` (needs the ``onnx`` package)."""
         try:
-            import onnx
             from onnx import helper, numpy_helper, TensorProto
         except ImportError:
             raise ExportError("ONNX export needs the onnx package: pip install 'jseg[export]' "
@@ -215,8 +203,6 @@ class OnnxGraph:
         model = helper.make_model(graph, producer_name=producer, opset_imports=[helper.make_opsetid("", self.opset)])
         model.ir_version = min(model.ir_version, 8)   # onnxruntime < 1.21 reads IR <= 10; 8 is ample for opset 17
         return model
-
-    output_shapes = {}
 
 
 # -------------------------------------------------------------------------- Jittor's own classes
