@@ -154,5 +154,5 @@ def _child(argv):
 
 
 if __name__ == "__main__":
-    import jseg  # noqa: F401  (Jittor's environment before Jittor)
-    sys.exit(_child(sys.argv[1:]))
+    from ..tools._cli import run   # signals and errors as in every jseg command; the same device choice
+    sys.exit(run("warm-up", _child))

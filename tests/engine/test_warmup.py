@@ -79,6 +79,42 @@ def test_a_crashing_scratch_process_costs_only_its_time(tmp_path):
     assert not os.path.exists(marker)
 
 
+_SLOW = r"""
+import sys, types
+import jseg, jittor as jt
+from jseg.engine import warmup
+from jseg.tools._cli import install_signal_handlers
+install_signal_handlers()   # as every jseg command (else Jittor's own handler quits at once)
+pid_file = sys.argv[2]
+warmup._child_command = lambda cfg_path, seed, local: [sys.executable, "-c",
+    f"import os, time; open({pid_file!r}, 'w').write(str(os.getpid())); time.sleep(120)"]
+class Cfg:
+    def dump(self, path):
+        open(path, "w").write("x = 1\n")
+runner = types.SimpleNamespace(cfg=Cfg(), seed=0)
+try:
+    warmup._run_child(runner, 2, sys.argv[1], print)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_during_the_warm_up_stops_the_scratch_process(tmp_path):
+    script, pid_file = tmp_path / "slow.py", tmp_path / "child.pid"
+    script.write_text(_SLOW)
+    cmd = (f'setsid "{sys.executable}" "{script}" "{tmp_path / "m.json"}" "{pid_file}" > "{tmp_path / "out"}" 2>&1 & '
+           f'pid=$!; for i in $(seq 600); do [ -s "{pid_file}" ] && break; sleep 0.05; done; '
+           f'kill -INT -$pid; wait $pid; echo rc=$?')
+    r = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                       text=True, timeout=600)
+    out = (tmp_path / "out").read_text()
+    assert "rc=0" in r.stdout and "interrupted" in out, (r.stdout, out)
+    child = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)                     # the scratch process was stopped, not left behind
+    assert not (tmp_path / "m.json").exists()
+
+
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     d = tmp_path_factory.mktemp("warm")
