@@ -166,12 +166,13 @@ class NMF2D(nn.Module):
 
     def onnx(self, g, x, channels):
         """The inference forward (``eval_steps`` updates) of a ``channels``-wide map.  The bases are the
-        graph input ``nmf_bases``
-        (B*S, D, R), or with ``g.random_mode = seed`` constants: ``np.random.default_rng(seed)``'s draw for
-        one image (what ``NMF2D(seed=seed)`` uses for a batch of one), the same for every image."""
+        graph input ``nmf_bases`` (B*S, D, R), or with ``g.random_mode = seed`` constants:
+        ``np.random.default_rng(seed)``'s draw for one image (what ``NMF2D(seed=seed)`` uses for a batch
+        of one), the same for every image."""
         S, R = self.S, self.R
         D = channels // S
         flat = g.reshape(g.reshape(x, [0, 0, -1]), [-1, D, 0])                       # (B*S, D, N)
+        flat_t = g.transpose(flat, [0, 2, 1])                                        # (B*S, N, D)
         if g.random_mode is None:
             bases = g.input(self.random_stream, [g.batch * S if isinstance(g.batch, int) else f"{g.batch}*{S}", D, R])
         else:
@@ -182,7 +183,7 @@ class NMF2D(nn.Module):
             bases = g.reshape(tiled, [-1, D, R])
 
         def xt_bases(b):
-            return g.matmul(flat, b, trans_a=True)                                   # (B*S, N, R)
+            return g.op("MatMul", flat_t, b)                                         # (B*S, N, R)
 
         def update_coef(b, coef):
             den = g.matmul(coef, g.matmul(b, b, trans_a=True))
