@@ -78,6 +78,10 @@ def test_bases_seed_makes_the_bases_constants_as_a_seeded_nmf(segnext):
     assert [i[0] for i in g.inputs] == ["input"]
     bases = NMF2D.from_raw_draws(np.random.default_rng(7).random((1, 64, 4), dtype=np.float32))
     assert_close(_run(_session(g), input=img), _jseg_logits(segnext, img, bases), "seeded bases")
+    # a dynamic batch: every image gets the same constant bases
+    g, _ = build_graph(segnext, dynamic=True, bases_seed=7)
+    assert_close(_run(_session(g), input=fx["input"]), _jseg_logits(segnext, fx["input"], np.concatenate([bases] * 2)),
+                 "seeded bases, batch 2")
 
 
 def test_segformer_dynamic_graph_equals_pytorch_at_two_sizes():
