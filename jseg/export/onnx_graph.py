@@ -3,7 +3,7 @@
 Every module class that computes something has an ``onnx(self, g, *inputs)`` method beside its
 ``execute`` that emits the same computation through this builder (``g``) and returns the output
 tensor names; a container calls ``g.call(child, ...)`` for its children.  The builder only needs the
-``onnx`` package (``pip install jseg[export]``) when the model is written (``to_model``).
+``onnx`` package (``pip install -e '.[export]'``) when the model is written (``to_model``).
 
 A class that defines ``execute`` without ``onnx`` (or inherits an ``onnx`` written for another
 ``execute``) cannot be exported: ``ExportError`` names it and where it sits in the model.
@@ -191,8 +191,8 @@ class OnnxGraph:
         try:
             from onnx import helper, numpy_helper, TensorProto
         except ImportError:
-            raise ExportError("ONNX export needs the onnx package: pip install 'jseg[export]' "
-                              "(onnx<1.18 with NumPy 1.x)") from None
+            raise ExportError("ONNX export needs the onnx package: pip install 'onnx<1.18' (or pip install "
+                              "-e '.[export]' in the jseg checkout)") from None
         elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64}
         nodes = [helper.make_node(t, i, o, name=n, **a) for t, i, o, a, n in self.nodes]
         inits = [numpy_helper.from_array(a, name) for name, a in self.initializers]

@@ -7,7 +7,7 @@
 CHECKPOINT: anything jseg loads (a jseg ``.pkl`` from training, JSeg's ``.pkl``, an official or
 mmseg-1.x ``.pth``, an ``.npz``).
 
-``--format onnx`` (needs the ``onnx`` package: ``pip install 'jseg[export]'``) writes a graph made
+``--format onnx`` (needs the ``onnx`` package: ``pip install -e '.[export]'`` in the checkout) writes a graph made
 from the model's own modules, without PyTorch: input ``input`` (N, 3, H, W) float32 (normalised as the
 config's test pipeline does), output ``logits`` (N, C, H, W), the logits at the input size before
 softmax.  SegNeXt's Ham head draws random bases on every forward: they are a second input
@@ -119,8 +119,8 @@ def _main(argv):
         try:
             import onnx  # noqa: F401  (an optional extra: checked before the model is built)
         except ImportError:
-            raise UsageError("--format onnx needs the onnx package: pip install 'jseg[export]' (or "
-                             "pip install 'onnx<1.18' 'numpy<2')") from None
+            raise UsageError("--format onnx needs the onnx package: pip install 'onnx<1.18' (or pip install "
+                             "-e '.[export]' in the jseg checkout)") from None
         if min(a.shape) < 1 or a.batch < 1:
             raise UsageError(f"--shape {a.shape[0]} {a.shape[1]} --batch {a.batch}: sizes must be positive")
         report, notes, n = export_onnx(a.config, a.checkpoint, out, tuple(a.shape), a.batch, a.opset, a.dynamic,
