@@ -261,14 +261,8 @@ class Config(ConfigDict):
 
     def dump(self, path):
         """Write the merged config as a standalone ``.py`` file (atomically)."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
-            with open(tmp, "w") as f:
-                f.write(self.pretty_text())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        from .fileio import write_atomic
+        write_atomic(path, self.pretty_text())
 
 
 def parse_cfg_options(items):

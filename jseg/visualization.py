@@ -4,6 +4,8 @@ import os
 import cv2
 import numpy as np
 
+from .fileio import atomic_path
+
 
 def colorize(label, palette, ignore_index=255):
     """(H, W) class ids -> (H, W, 3) RGB uint8; ignored/unknown pixels black."""
@@ -17,9 +19,8 @@ def colorize(label, palette, ignore_index=255):
 def save_colored(path, label, palette):
     """Write the colourised ``label`` as a PNG (atomically)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    cv2.imwrite(tmp, colorize(label, palette)[..., ::-1])
-    os.replace(tmp, path)
+    with atomic_path(path, ".png") as tmp:
+        cv2.imwrite(tmp, colorize(label, palette)[..., ::-1])
 
 
 def overlay(img_bgr, label, palette, opacity=0.5):
@@ -36,14 +37,12 @@ def save_palette_png(path, label, palette):
     im = Image.fromarray(np.asarray(label, np.uint8), mode="P")
     flat = [c for rgb in palette for c in rgb][:768]
     im.putpalette(flat + [0] * (768 - len(flat)))
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    im.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, ".png") as tmp:
+        im.save(tmp)
 
 
 def save_image(path, img_bgr):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    if not cv2.imwrite(tmp, img_bgr):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    with atomic_path(path, ".png") as tmp:
+        if not cv2.imwrite(tmp, img_bgr):
+            raise OSError(f"could not write {path}")

@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from .. import __version__, dist
+from ..fileio import write_atomic
 from .compile_watch import count_kernels, kernel_dir
 
 # plain Python, no Jittor: runs the scratch process and turns its death by a signal into an exit status
@@ -68,10 +69,7 @@ def is_warm(marker, kernels):
 
 def _write_marker(marker, record):
     os.makedirs(os.path.dirname(marker), exist_ok=True)
-    tmp = f"{marker}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(record, f)
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(record))
 
 
 def child_environment(environ, threads):

@@ -10,6 +10,7 @@ and ``notes`` says so.
 """
 import jittor as jt
 
+from ..fileio import write_atomic
 from .onnx_graph import OnnxGraph
 
 
@@ -71,15 +72,6 @@ def check_model(proto):
 
 
 def save_model(proto, path):
-    """Write atomically (a temporary name in the same folder, then a rename)."""
-    import os
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(proto.SerializeToString())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, proto.SerializeToString())
 
 

@@ -14,13 +14,14 @@ plain Python values; ``load`` reads such a file back into numpy without torch (u
 an independent reader, and for files torch wrote).
 """
 import io
-import os
 import pickle
 import struct
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
+
+from ..fileio import atomic_path
 
 # numpy dtype -> torch storage class name
 STORAGES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.float64): "DoubleStorage",
@@ -125,18 +126,12 @@ def save(obj, path, archive="archive"):
     wrapped = _wrap(obj, storages)
     buf = io.BytesIO()
     _Pickler(buf, protocol=2).dump(wrapped)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-            zf.writestr(_aligned_info(zf, f"{archive}/data.pkl"), buf.getvalue())
-            zf.writestr(_aligned_info(zf, f"{archive}/byteorder"), b"little")
-            for s in storages:
-                zf.writestr(_aligned_info(zf, f"{archive}/data/{s.key}"), s.array.tobytes())
-            zf.writestr(_aligned_info(zf, f"{archive}/version"), b"3\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(_aligned_info(zf, f"{archive}/data.pkl"), buf.getvalue())
+        zf.writestr(_aligned_info(zf, f"{archive}/byteorder"), b"little")
+        for s in storages:
+            zf.writestr(_aligned_info(zf, f"{archive}/data/{s.key}"), s.array.tobytes())
+        zf.writestr(_aligned_info(zf, f"{archive}/version"), b"3\n")
     return path
 
 

@@ -16,6 +16,7 @@ import os
 import sys
 
 from ..errors import UsageError
+from ..fileio import atomic_path
 
 DEFAULT_KEYS = ("loss", "lr", "mIoU")
 PANEL_W, PANEL_H, MARGIN_L, MARGIN_B, MARGIN_T = 640, 260, 78, 40, 30
@@ -128,13 +129,8 @@ def plot(work_dir, out=None, keys=None, force=False):
     if os.path.exists(out) and not force:
         raise UsageError(f"{out} exists; pass --force to replace it or --out to write elsewhere")
     img = draw(panels, f"{os.path.basename(os.path.abspath(base))}: {', '.join(keys)}")
-    tmp = f"{out}.tmp{os.getpid()}.png"
-    try:
+    with atomic_path(out, ".png") as tmp:
         img.save(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out, {k: len(p) for k, p in panels}
 
 

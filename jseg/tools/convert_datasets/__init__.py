@@ -8,6 +8,8 @@
 """
 import os
 
+from ...fileio import atomic_path
+
 
 def walk(root, suffix):
     """Sorted paths under ``root`` ending with ``suffix``."""
@@ -20,10 +22,9 @@ def walk(root, suffix):
 def write_png_atomic(path, array):
     import cv2
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    if not cv2.imwrite(tmp, array):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    with atomic_path(path, ".png") as tmp:
+        if not cv2.imwrite(tmp, array):
+            raise OSError(f"could not write {path}")
 
 
 def progress(i, n, every=500, out=print):
